@@ -1,0 +1,82 @@
+"""The store: the latest samples of every probe, replaced whole per (probe, target) source.
+
+Scrapes, rules and the status API read it; only the probe runner writes it. Replacing a source's samples
+as a unit means a series a probe stops emitting (a dropped relation) disappears instead of going stale.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from agent.samples import Sample
+
+Source = tuple[str, str]  # (probe, target)
+
+
+@dataclass
+class ProbeStatus:
+    """The last result of one probe source, for `caretaker check` and `/api/v1/status`."""
+
+    probe: str
+    target: str
+    ok: bool
+    reason: str
+    summary: str
+    finished_at: float
+    duration_seconds: float
+
+
+class Store:
+    """Thread-safe latest-sample store. `version` increases on every change (the exporter's cache key)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_source: dict[Source, list[Sample]] = {}
+        self._status: dict[Source, ProbeStatus] = {}
+        self.version = 0
+
+    def replace(self, source: Source, samples: list[Sample], status: ProbeStatus | None = None) -> None:
+        with self._lock:
+            self._by_source[source] = list(samples)
+            if status is not None:
+                self._status[source] = status
+            self.version += 1
+
+    def samples(self) -> list[Sample]:
+        with self._lock:
+            return [s for group in self._by_source.values() for s in group]
+
+    def series(self, name: str) -> list[Sample]:
+        """Every sample of one metric name, across sources."""
+        with self._lock:
+            return [s for group in self._by_source.values() for s in group if s.name == name]
+
+    def statuses(self) -> list[ProbeStatus]:
+        with self._lock:
+            return sorted(self._status.values(), key=lambda s: (s.probe, s.target))
+
+
+@dataclass
+class Window:
+    """Timestamped events in a sliding window, for ratios such as the service error ratio.
+
+    `ratio(now)` is bad / all over the last `seconds`; 0.0 for an empty window.
+    """
+
+    seconds: float
+    _events: deque[tuple[float, bool]] = field(default_factory=deque)
+
+    def add(self, at: float, bad: bool) -> None:
+        self._events.append((at, bad))
+
+    def _trim(self, now: float) -> None:
+        while self._events and self._events[0][0] < now - self.seconds:
+            self._events.popleft()
+
+    def ratio(self, now: float) -> float:
+        self._trim(now)
+        if not self._events:
+            return 0.0
+        return sum(1 for _, bad in self._events if bad) / len(self._events)
