@@ -95,6 +95,7 @@ class SystemConfig(Base):
 
 
 class IntegrityConfig(Base):
+    enabled: bool = True
     # amcheck is heavy on large databases: weekly, off-peak (Sunday 04:00) by default.
     schedule: str = "0 4 * * 0"
     parent_check: bool = False  # bt_index_parent_check takes ShareLock: blocks writes (LIBRARIES.md B6)
@@ -122,6 +123,78 @@ class SQLiteConfig(Base):
     profile: str | None = None
     interval: Duration = 300.0
     timeout: Duration = 60.0
+    # How long quick_check waits for a writer's lock before the probe fails with "database is locked".
+    busy_timeout: Duration = 5.0
+
+
+BackupKind = Literal["pg_dump-custom", "sql", "sql.gz", "sqlite"]
+
+# How the apps name their own backups (DESIGN.md §5); a target's own keys override these.
+BACKUP_PRESETS: dict[str, dict[str, Any]] = {
+    "aperture": {"pattern": ["aperture_backup_*.dump"], "kind": "pg_dump-custom", "retention": 7},
+    "aphrodite": {"pattern": ["*.sql", "*.sql.gz"], "kind": "sql"},
+}
+
+
+class BackupTargetConfig(Base):
+    """A directory of backup files: watched by the backups probe, written by the backup action."""
+
+    name: str
+    preset: Literal["aperture", "aphrodite"] | None = None
+    # None: the path the app records itself (Aperture's backup_config.backup_path, through `database`).
+    directory: Path | None = None
+    pattern: list[str]  # file-name globs inside `directory`; one string is accepted
+    kind: BackupKind
+    retention: int | None = Field(None, ge=1)  # newest files the backup action keeps; None keeps all
+    database: str | None = None  # the `databases:` or `sqlite:` entry these files are backups of
+    interval: Duration = 300.0
+    timeout: Duration = 30.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in BACKUP_PRESETS:
+            return {**BACKUP_PRESETS[data["preset"]], **data}
+        return data
+
+    @field_validator("pattern", mode="before")
+    @classmethod
+    def _file_globs(cls, value: Any) -> Any:
+        value = [value] if isinstance(value, str) else value
+        if isinstance(value, list) and any("/" in str(v) for v in value):
+            raise ValueError("patterns match file names inside directory; put the path in directory")
+        return value
+
+    @model_validator(mode="after")
+    def _has_directory(self) -> "BackupTargetConfig":
+        if self.directory is None and self.database is None:
+            raise ValueError("give directory, or database naming an app that records its backup path")
+        return self
+
+
+class LogConfig(Base):
+    """Log files of one app, tailed by the logs probe."""
+
+    app: str
+    paths: list[str] = Field(min_length=1)  # files or globs; rotated names need not match
+    level_regex: str | None = None  # None: the built-in one of agent/probes/logs.py
+    json_level_field: str = "level"  # JSON lines: the key holding the level
+    # A file seen when the app is first configured starts at its end: old lines are history, not news.
+    start_at: Literal["end", "beginning"] = "end"
+    window: Duration = 900.0
+    max_bytes_per_run: int = Field(16 * 1024 * 1024, ge=4096)  # a huge backlog never stalls a round
+    interval: Duration = 30.0
+    timeout: Duration = 30.0
+
+    @field_validator("level_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
 
 
 ServiceKind = Literal[
@@ -129,13 +202,34 @@ ServiceKind = Literal[
     "aperture", "aphrodite", "tsundoku", "http",
 ]
 
+# Fields each service kind cannot work without (metadata APIs have public default URLs; AniDB
+# identifies clients by a registered client name and version instead of a key).
+_SERVICE_REQUIRES: dict[str, tuple[str, ...]] = {
+    "jellyfin": ("url", "api_key"), "emby": ("url", "api_key"),
+    "tmdb": ("api_key",), "omdb": ("api_key",), "mdblist": ("api_key",), "trakt": ("api_key",),
+    "openai": ("api_key",), "anidb": ("client", "client_version"),
+    "aperture": ("url",), "aphrodite": ("url",), "tsundoku": ("url",), "http": ("url",),
+}
+
 
 class HttpExpect(Base):
-    status: list[int] = [200]
-    json_path: str | None = None  # dotted path, e.g. "status"
-    json_value: Any = None
-    body_regex: str | None = None
-    max_latency: Duration | None = None
+    """Conditions of the generic `http` kind; every one given must hold for the outcome `ok`."""
+
+    status: list[Annotated[int, Field(ge=100, le=599)]] = [200]
+    json_path: str | None = None  # dotted path into the JSON answer, list items by index: "checks.0.status"
+    json_value: Any = None  # None: the path only has to exist
+    body_regex: str | None = None  # re.search on the body text
+    max_latency: Duration | None = None  # a slower answer is the outcome `timeout`
+
+    @field_validator("body_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 class ServiceConfig(Base):
@@ -149,6 +243,26 @@ class ServiceConfig(Base):
     timeout: Duration = 10.0
     error_window: Duration = 900.0
     expect: HttpExpect | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> "ServiceConfig":
+        missing = [f for f in _SERVICE_REQUIRES[self.kind] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{', '.join(missing)}: required for kind {self.kind}")
+        if self.expect is not None and self.kind != "http":
+            raise ValueError(f"expect: only for kind http, not {self.kind}")
+        if self.url is not None and not re.match(r"https?://[^/?#]+", self.url):
+            raise ValueError("url: must start with http:// or https:// and name a host")
+        return self
+
+
+class TlsConfig(Base):
+    """Certificate expiry of every https service URL, plus `targets` (extra ``host:port``)."""
+
+    enabled: bool = True
+    interval: Duration = 3600.0  # expiry moves in days: hourly is plenty
+    timeout: Duration = 10.0
+    targets: list[Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^:\s/\[\]]+):\d{1,5}$")]] = []
 
 
 class PushJobConfig(Base):
@@ -189,17 +303,34 @@ class Config(Base):
     databases: list[DatabaseConfig] = []
     sqlite: list[SQLiteConfig] = []
     services: list[ServiceConfig] = []
+    tls: TlsConfig = TlsConfig()
     jobs: list[PushJobConfig] = []
+    backups: list[BackupTargetConfig] = []
+    logs: list[LogConfig] = []
     notify: NotifyConfig = NotifyConfig()
     rules: dict[str, RuleOverride] = {}
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":
-        for section in ("databases", "sqlite", "services", "jobs"):
+        for section in ("databases", "sqlite", "services", "jobs", "backups"):
             names = [item.name for item in getattr(self, section)]
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{section}: duplicate name(s) {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _files_sections(self) -> "Config":
+        apps = [log.app for log in self.logs]
+        dupes = sorted({a for a in apps if apps.count(a) > 1})
+        if dupes:
+            raise ValueError(f"logs: duplicate app(s) {', '.join(dupes)}")
+        profiles = {d.name: d.profile for d in self.databases} | {s.name: s.profile for s in self.sqlite}
+        for i, b in enumerate(self.backups):
+            if b.database is not None and b.database not in profiles:
+                raise ValueError(f"backups[{i}].database: no databases or sqlite entry named {b.database!r}")
+            if b.directory is None and profiles.get(b.database) != "aperture":
+                raise ValueError(f"backups[{i}].directory: required unless database has profile aperture")
         return self
 
     @field_validator("rules")

@@ -17,6 +17,22 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE integrity_runs (
+        database TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL NOT NULL,
+        checked INTEGER NOT NULL, skipped INTEGER NOT NULL, errors INTEGER NOT NULL, error TEXT,
+        PRIMARY KEY (database, started_at));
+    CREATE TABLE integrity_findings (
+        database TEXT NOT NULL, started_at REAL NOT NULL, relation TEXT NOT NULL, message TEXT NOT NULL);
+    """,
+    """
+    CREATE TABLE log_files (
+        app TEXT NOT NULL, dev INTEGER NOT NULL, inode INTEGER NOT NULL, path TEXT NOT NULL,
+        offset INTEGER NOT NULL, head_len INTEGER NOT NULL, head_crc INTEGER NOT NULL,
+        PRIMARY KEY (app, dev, inode));
+    CREATE TABLE log_lines (app TEXT NOT NULL, level TEXT NOT NULL, lines INTEGER NOT NULL,
+        PRIMARY KEY (app, level));
+    """,
 ]
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agent.probes import system
+from agent.probes import integrity, postgres, system
 from agent.probes.base import Probe
 
-BUILDERS = [system.build]
+BUILDERS = [system.build, postgres.build, integrity.build]
 
 
 def build_probes(config, deps) -> list[Probe]:

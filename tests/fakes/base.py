@@ -218,6 +218,7 @@ class FakeServer:
         class _Handler(BaseHTTPRequestHandler):
             server_version = "Fake"
             sys_version = ""
+            timeout = 30  # a client that connects and never speaks cannot pin a thread forever
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
