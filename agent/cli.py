@@ -13,6 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agent.cli_dashboards import dashboards_app
+from agent.cli_notify import notify_app
+from agent.cli_rules import rules_app
+from agent.cli_silence import silence_app
 from agent.config import Config, ConfigError, load_config
 from agent.logs import setup_logging
 
@@ -20,6 +24,10 @@ app = typer.Typer(help="Caretaker: monitoring, alerting and maintenance for self
                   no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(rules_app, name="rules")
+app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(silence_app, name="silence")
+app.add_typer(notify_app, name="notify")
 
 console = Console()
 err = Console(stderr=True)
@@ -63,13 +71,14 @@ def run(config: Optional[Path] = ConfigOption) -> None:
 
 
 @app.command()
-def check(config: Optional[Path] = ConfigOption) -> None:
+def check(config: Optional[Path] = ConfigOption,
+          integrity: bool = typer.Option(False, "--integrity", help="Run amcheck on every database now.")) -> None:
     """Run every configured probe once, print a table, exit 0 when all is healthy and 1 otherwise."""
     from agent.check import run_check
 
     cfg = load_or_exit(config)
-    setup_logging("error")
-    report = asyncio.run(run_check(cfg))
+    setup_logging("critical")
+    report = asyncio.run(run_check(cfg, integrity))
     table = Table(title="Probes")
     for column in ("probe", "target", "ok", "value", "reason"):
         table.add_column(column)
@@ -83,4 +92,15 @@ def check(config: Optional[Path] = ConfigOption) -> None:
         for f in report.faults:
             faults.add_row(f.alert, f.labels, f.value, f.threshold)
         console.print(faults)
+    if report.findings:
+        found = Table(title="Integrity findings (amcheck)")
+        for column in ("database", "relation", "message"):
+            found.add_column(column)
+        for row in report.findings:
+            found.add_row(*row)
+        console.print(found)
     raise typer.Exit(0 if report.healthy else 1)
+
+
+if __name__ == "__main__":
+    app()

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
+                      field_validator, model_validator)
 
 from agent.durations import parse_duration
+from agent.freshness import check_cron, check_timezone
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -104,10 +105,69 @@ class IntegrityConfig(Base):
     statement_timeout: Duration = 300.0
 
 
+TimeZone = Annotated[str, AfterValidator(check_timezone)]
+
+
+class AppProbesConfig(Base):
+    """The profile-driven probes of the app behind a `databases:` or `sqlite:` entry (jobs, queues, content);
+    the entry's `name` is their `app` label. Defaults come from the profile (agent/profiles/README.md)."""
+
+    api: str | None = None  # the service (e.g. kind aperture) whose API reports what the app keeps in memory
+    # jellyfin/emby service whose current image tags the app's stored poster tags are compared with;
+    # None: the only jellyfin/emby service, when exactly one is configured.
+    media_server: str | None = None
+    timezone: TimeZone | None = None  # of the app's schedules; None: the profile's (rows may name their own)
+    grace: Duration | None = None  # None: the profile's (Healthchecks' default is 1h)
+    # Per job: "manual", a period ("6h") or a cron expression; overrides or supplies the app's own schedule.
+    schedules: dict[str, str] = {}
+    failure_window: Duration = 86400.0  # jobs_failed and job_error_ratio count runs finished this recently
+    # A run is stuck past a fixed limit (per job name, "*" for every job), else past stuck_factor × the job's
+    # median duration but never below stuck_floor; a job with no finished run to learn from gets stuck_default.
+    stuck_after: dict[str, Duration] = {}
+    stuck_factor: float = Field(5.0, ge=1.0)
+    stuck_floor: Duration = 600.0
+    stuck_default: Duration = 3600.0
+    interval: Duration = 60.0  # jobs and queues
+    content_interval: Duration = 3600.0  # posters and embeddings: they change slowly, and paging a media server costs
+    content_timeout: Duration = 120.0
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules(cls, value: dict[str, str]) -> dict[str, str]:
+        from agent.freshness import parse_schedule_text
+
+        for job, text in value.items():
+            try:
+                parse_schedule_text(text)
+            except ValueError as exc:
+                raise ValueError(f"{job}: {exc}") from None
+        return value
+
+
+def _profile_of(engine: str):
+    """A validator: the profile must load, and read the engine of the entry it is set on."""
+
+    def check(ref: str | None) -> str | None:
+        if ref is None:
+            return None
+        from agent.profiles import ProfileError, load_profile  # profiles import this module
+
+        try:
+            profile = load_profile(ref)
+        except ProfileError as exc:
+            raise ValueError("; ".join(exc.errors)) from None
+        if profile.engine != engine:
+            raise ValueError(f"profile {profile.name!r} reads a {profile.engine} database, not {engine}")
+        return ref
+
+    return AfterValidator(check)
+
+
 class DatabaseConfig(Base):
     name: str
     dsn: SecretStr
-    profile: str | None = None
+    profile: Annotated[str | None, _profile_of("postgres")] = None
+    app: AppProbesConfig = AppProbesConfig()
     interval: Duration = 30.0
     timeout: Duration = 20.0
     connect_timeout: Duration = 5.0
@@ -120,7 +180,8 @@ class DatabaseConfig(Base):
 class SQLiteConfig(Base):
     name: str
     path: Path
-    profile: str | None = None
+    profile: Annotated[str | None, _profile_of("sqlite")] = None
+    app: AppProbesConfig = AppProbesConfig()
     interval: Duration = 300.0
     timeout: Duration = 60.0
     # How long quick_check waits for a writer's lock before the probe fails with "database is locked".
@@ -212,24 +273,25 @@ _SERVICE_REQUIRES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
 class HttpExpect(Base):
     """Conditions of the generic `http` kind; every one given must hold for the outcome `ok`."""
 
     status: list[Annotated[int, Field(ge=100, le=599)]] = [200]
     json_path: str | None = None  # dotted path into the JSON answer, list items by index: "checks.0.status"
     json_value: Any = None  # None: the path only has to exist
-    body_regex: str | None = None  # re.search on the body text
+    body_regex: Regex | None = None  # re.search on the body text
     max_latency: Duration | None = None  # a slower answer is the outcome `timeout`
-
-    @field_validator("body_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 class ServiceConfig(Base):
@@ -237,12 +299,15 @@ class ServiceConfig(Base):
     kind: ServiceKind
     url: str | None = None  # defaults to the public API for metadata kinds
     api_key: SecretStr | None = None
+    # Bearer token of the app's admin API (Tsundoku's maintenance endpoints, Aperture's job API).
+    admin_token: SecretStr | None = None
     client: str | None = None  # AniDB client name (registered with AniDB)
     client_version: str | None = None
     interval: Duration = 60.0
     timeout: Duration = 10.0
     error_window: Duration = 900.0
     expect: HttpExpect | None = None
+    timezone: TimeZone = "UTC"  # the media server's local zone: Jellyfin runs daily/weekly task triggers in it
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> "ServiceConfig":
@@ -266,11 +331,17 @@ class TlsConfig(Base):
 
 
 class PushJobConfig(Base):
-    name: str
-    schedule: str | None = None  # cron expression, evaluated in `timezone`
+    """A cron script that reports through `POST /api/v1/ping/{name}[/start|/fail]` (Healthchecks style)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")  # it is a URL path segment
+    schedule: Annotated[str, AfterValidator(check_cron)] | None = None  # cron expression, evaluated in `timezone`
     period: Duration | None = None  # or a plain period between runs
     grace: Duration = 3600.0
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
+    app: str = "cron"  # the `app` label of its series
+    # Its own ping token (Authorization: Bearer …); without one, pings need the admin token.
+    token: SecretStr | None = None
+    max_runtime: Duration | None = None  # a run started (/start) longer ago is stuck; None: `grace`, as Healthchecks
 
     @model_validator(mode="after")
     def _one_schedule(self) -> "PushJobConfig":
@@ -279,11 +350,62 @@ class PushJobConfig(Base):
         return self
 
 
+def _apprise_url(value: SecretStr) -> SecretStr:
+    from agent.notify.routes import parse_destination  # imports apprise: only when URLs are configured
+
+    parse_destination(value.get_secret_value())  # ValueError names the problem, never the URL
+    return value
+
+
+def _matchers(value: list[str]) -> list[str]:
+    from agent.notify.silences import parse_matcher
+
+    for text in value:
+        parse_matcher(text)
+    return value
+
+
+def _time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
+    return value
+
+
+class MaintenanceWindow(Base):
+    """A recurring window in which matching alerts are silenced: starts at each `schedule` slot (cron, in
+    `timezone`) and lasts `duration`. No matchers: every alert."""
+
+    name: str
+    schedule: str
+    duration: Duration
+    timezone: Annotated[str, AfterValidator(_time_zone)] = "UTC"
+    matchers: Annotated[list[str], AfterValidator(_matchers)] = []  # "alertname=PostgresDown", "database=~aperture.*"
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return _cron(value)
+
+
 class NotifyConfig(Base):
-    urls: list[SecretStr] = []
-    group_window: Duration = 30.0
-    repeat_interval: Duration = 4 * 3600.0
-    expiry: Duration = 24 * 3600.0
+    # Apprise URLs; "critical=ntfy://…" (Apprise's TAG=URL text syntax) sends only critical alerts there,
+    # a URL without a severity tag (critical, warning, info) gets every alert.
+    urls: list[Annotated[SecretStr, AfterValidator(_apprise_url)]] = []
+    group_window: Duration = 30.0  # after a message, further transitions on that route wait this long → one digest
+    repeat_interval: Duration = 4 * 3600.0  # re-send a still-firing alert this often
+    expiry: Duration = 24 * 3600.0  # give up on an undeliverable notification after this long (counted, logged)
+    send_timeout: Duration = 30.0  # one Apprise call; Apprise's own socket timeouts are 4 s (cto/rto URL args)
+    retry_initial: Duration = 5.0  # backoff after the first failed attempt on a destination, doubling…
+    retry_max: Duration = 600.0  # …up to this, with jitter (×0.5–1.0)
+    # More than `flap_changes` firing/resolved changes within `flap_window` → one "flapping" message, the
+    # rest held until the alert settles (at most half as many changes in the window).
+    flap_changes: int = Field(4, ge=2)
+    flap_window: Duration = 3600.0
+    maintenance_windows: list[MaintenanceWindow] = []
 
 
 class RuleOverride(Base):
@@ -295,6 +417,114 @@ class RuleOverride(Base):
     enabled: bool = True
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _known_actions(names: list[str], field: str) -> None:
+    from agent.actions import ACTIONS  # the actions import this module
+
+    unknown = sorted(set(names) - set(ACTIONS))
+    if unknown:
+        raise ValueError(f"{field}: unknown action(s) {', '.join(unknown)}; known: {', '.join(sorted(ACTIONS))}")
+
+
+def _cron(value: str | None) -> str | None:
+    from croniter import croniter
+
+    if value is not None and not croniter.is_valid(value):
+        raise ValueError(f"invalid cron expression {value!r}: use five fields, e.g. \"0 1 * * *\"")
+    return value
+
+
+class ActionsConfig(Base):
+    """Settings of the maintenance actions (DESIGN.md §8) that the other sections do not already give."""
+
+    timeouts: dict[str, Duration] = {}  # per action name; default: the action's own (agent/actions/*.py)
+    # App name → its cover/poster cache directory, for invalidate_cover_cache when the app has no endpoint.
+    cover_cache_dirs: dict[str, Path] = {}
+
+    @field_validator("timeouts")
+    @classmethod
+    def _timeouts_of_known_actions(cls, value: dict[str, float]) -> dict[str, float]:
+        _known_actions(list(value), "timeouts")
+        return value
+
+
+class MaintenanceTask(Base):
+    """One entry of the maintenance calendar: run `action` on its targets at each `schedule` slot."""
+
+    action: str | None = None  # default: the built-in task's action
+    schedule: Annotated[str | None, AfterValidator(_cron)] = None  # cron, in maintenance.timezone
+    targets: list[str] = []  # empty: every configured target of the action
+    params: dict[str, Any] = {}
+    then: list[str] = []  # actions run on the same target after a successful run, in order
+    enabled: bool = True
+
+
+# The seed workflow's calendar: backup first at 01:00 (before the apps' 02:00 syncs) and verify it;
+# VACUUM ANALYZE weekly on Sunday 03:00; posters daily after the nightly syncs and library builds.
+# The weekly integrity check (amcheck) follows databases[].integrity.schedule.
+DEFAULT_MAINTENANCE: dict[str, dict[str, Any]] = {
+    "backup": {"action": "backup", "schedule": "0 1 * * *", "then": ["verify_backup"]},
+    "vacuum": {"action": "vacuum_analyze", "schedule": "0 3 * * 0"},
+    "posters": {"action": "poster_repair", "schedule": "30 6 * * *"},
+}
+
+
+class MaintenanceConfig(Base):
+    enabled: bool = True
+    timezone: str = "UTC"
+    tasks: dict[str, MaintenanceTask] = {}  # merged over DEFAULT_MAINTENANCE by name, field by field
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
+        return value
+
+    @property
+    def effective_tasks(self) -> dict[str, MaintenanceTask]:
+        """The calendar: built-in tasks with the config's fields applied, plus the config's own tasks."""
+        out = {name: MaintenanceTask(**spec) for name, spec in DEFAULT_MAINTENANCE.items()}
+        for name, task in self.tasks.items():
+            base = out.get(name, MaintenanceTask())
+            out[name] = base.model_copy(update={k: getattr(task, k) for k in task.model_fields_set})
+        return out
+
+    @model_validator(mode="after")
+    def _complete_tasks(self) -> "MaintenanceConfig":
+        for name, task in self.effective_tasks.items():
+            if name not in self.tasks:
+                continue  # the built-in tasks are known to be complete
+            if task.action is None or task.schedule is None:
+                raise ValueError(f"tasks.{name}: action and schedule are required for a new task")
+            _known_actions([task.action, *task.then], f"tasks.{name}")
+        return self
+
+
+class RemediationPolicy(Base):
+    """How an alert's remediation runs (DESIGN.md §2, §8): Monit's "N times within M, then stop and escalate"."""
+
+    action: str | None = None  # default: the rule's remediation action (agent/rules/defaults.yaml)
+    # None: the rule's default, which never runs a destructive action unless the action is safe when
+    # scoped to the alert (clear_stuck_jobs). true runs even a destructive action automatically.
+    auto: bool | None = None
+    params: dict[str, Any] = {}
+    cooldown: Duration = 900.0  # at least this long between two runs for the same alert
+    max_runs: int = Field(3, ge=1)  # at most this many runs for one alert within `window`…
+    window: Duration = 3600.0  # …then stop and send one critical notification
+    dry_run: bool = False  # plan only: the audit and the alert's next notification show what would run
+
+    @field_validator("action")
+    @classmethod
+    def _action_known(cls, value: str | None) -> str | None:
+        if value is not None:
+            _known_actions([value], "action")
+        return value
 
 
 class Config(Base):
@@ -309,6 +539,9 @@ class Config(Base):
     logs: list[LogConfig] = []
     notify: NotifyConfig = NotifyConfig()
     rules: dict[str, RuleOverride] = {}
+    actions: ActionsConfig = ActionsConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
+    remediation: dict[str, RemediationPolicy] = {}
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":
@@ -317,6 +550,19 @@ class Config(Base):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{section}: duplicate name(s) {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _app_links(self) -> "Config":
+        """`app.api` and `app.media_server` must name services of a fitting kind."""
+        kinds = {s.name: s.kind for s in self.services}
+        for section in ("databases", "sqlite"):
+            for i, entry in enumerate(getattr(self, section)):
+                api, media = entry.app.api, entry.app.media_server
+                if api is not None and api not in kinds:
+                    raise ValueError(f"{section}[{i}].app.api: no service named {api!r}")
+                if media is not None and kinds.get(media) not in ("jellyfin", "emby"):
+                    raise ValueError(f"{section}[{i}].app.media_server: no jellyfin or emby service named {media!r}")
         return self
 
     @model_validator(mode="after")
@@ -342,6 +588,19 @@ class Config(Base):
         if unknown:
             raise ValueError(f"unknown rule name(s): {', '.join(unknown)}")
         return rules
+
+    @field_validator("remediation")
+    @classmethod
+    def _remediation_rules(cls, policies: dict[str, RemediationPolicy]) -> dict[str, RemediationPolicy]:
+        from agent.rules.model import default_rules
+
+        rules = {r.name: r for r in default_rules()}
+        for name, policy in policies.items():
+            if name not in rules:
+                raise ValueError(f"{name}: unknown rule name")
+            if policy.action is None and rules[name].remediation is None:
+                raise ValueError(f"{name}.action: required, the rule has no default remediation")
+        return policies
 
 
 def _expand_env(node: Any, path: str, errors: list[str]) -> Any:

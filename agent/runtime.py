@@ -21,9 +21,12 @@ import uvicorn
 from agent import __version__
 from agent.config import Config, ConfigError
 from agent.exporter import Exporter
+from agent.notify.alerting import Alerting
 from agent.probes import build_probes
 from agent.probes.base import Probe, run_probe
 from agent.samples import sample
+from agent.pings import router as pings_router
+from agent.services_api import router as services_router
 from agent.state import State
 from agent.store import ProbeStatus, Store
 
@@ -44,7 +47,7 @@ class Runtime:
     run, e.g. rule evaluation), `services` (long-running coroutines taking the stop event, e.g. the
     notifier's delivery loop) and `routers` (FastAPI routers)."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time):
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time, alerting: bool = True):
         host, _ = config.agent.host_port
         if config.agent.admin_token is None and not _is_loopback(host):
             raise ConfigError([f"agent.listen: {config.agent.listen} is not a loopback address; "
@@ -58,9 +61,14 @@ class Runtime:
         self.round_hooks: list[Callable[[], Awaitable[None]]] = []
         self.services: list[Callable[[asyncio.Event], Awaitable[None]]] = []
         self.routers: list = []
+        self.routers.append(services_router)
+        self.routers.append(pings_router)
         self.store.replace(("agent", "build"), [sample("caretaker_build_info", 1, version=__version__)])
         self.probes: list[Probe] = build_probes(config, self)
         self._pending_first = {(p.kind, p.target) for p in self.probes}
+        # Rule engine + notifier (agent/notify/alerting.py); off for one-shot commands such as `check`,
+        # which must not change alert states or write notifications into a running agent's state file.
+        self.alerting = Alerting.attach(self) if alerting else None
 
     @property
     def ready(self) -> bool:

@@ -33,6 +33,55 @@ MIGRATIONS: list[str] = [
     CREATE TABLE log_lines (app TEXT NOT NULL, level TEXT NOT NULL, lines INTEGER NOT NULL,
         PRIMARY KEY (app, level));
     """,
+    """
+    CREATE TABLE action_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, target TEXT NOT NULL,
+        trigger TEXT NOT NULL CHECK (trigger IN ('cli', 'api', 'schedule', 'alert', 'alertmanager')),
+        who TEXT NOT NULL, params TEXT NOT NULL, dry_run INTEGER NOT NULL, alert TEXT,
+        started_at REAL NOT NULL, finished_at REAL, outcome TEXT NOT NULL, result TEXT, error TEXT,
+        progress_done INTEGER NOT NULL DEFAULT 0, progress_total INTEGER, progress_phase TEXT NOT NULL DEFAULT '',
+        pid INTEGER NOT NULL, pid_started REAL NOT NULL);
+    CREATE INDEX action_runs_action_idx ON action_runs (action, target, started_at);
+    CREATE INDEX action_runs_alert_idx ON action_runs (alert, started_at);
+    CREATE TABLE action_locks (
+        action TEXT NOT NULL, target TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES action_runs (id),
+        PRIMARY KEY (action, target));
+    CREATE TABLE remediation_escalations (alert TEXT PRIMARY KEY, escalated_at REAL NOT NULL);
+    """,
+    # Alerting (agent/rules/engine.py, agent/notify/): `labels` is the alert's label set as sorted JSON.
+    """
+    CREATE TABLE alerts (
+        rule TEXT NOT NULL, labels TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('pending', 'firing')),
+        active_since REAL NOT NULL, fired_at REAL, last_true REAL NOT NULL, value REAL,
+        PRIMARY KEY (rule, labels));
+    CREATE TABLE alert_transitions (rule TEXT NOT NULL, labels TEXT NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX alert_transitions_idx ON alert_transitions (rule, labels, at);
+    CREATE TABLE alert_flapping (rule TEXT NOT NULL, labels TEXT NOT NULL, since REAL NOT NULL,
+        PRIMARY KEY (rule, labels));
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, dest TEXT NOT NULL,
+        rule TEXT NOT NULL, labels TEXT NOT NULL, fired_at REAL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'expired', 'muted')),
+        held_by TEXT, was_held TEXT, ready_at REAL, attempts INTEGER NOT NULL DEFAULT 0, sent_at REAL);
+    CREATE INDEX outbox_dest_idx ON outbox (status, dest, id);
+    CREATE INDEX outbox_alert_idx ON outbox (rule, labels, dest, fired_at);
+    CREATE TABLE silences (
+        id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at REAL NOT NULL, ends_at REAL NOT NULL,
+        reason TEXT NOT NULL, created_by TEXT NOT NULL, created_at REAL NOT NULL);
+    CREATE TABLE alert_notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, labels TEXT NOT NULL, text TEXT NOT NULL,
+        created_at REAL NOT NULL);
+    CREATE TABLE alert_note_sent (
+        note_id INTEGER NOT NULL REFERENCES alert_notes (id) ON DELETE CASCADE, dest TEXT NOT NULL,
+        PRIMARY KEY (note_id, dest));
+    """,
+    # Push pings of cron scripts (agent/pings.py): kind start|success|fail, at = epoch seconds.
+    """
+    CREATE TABLE job_pings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('start', 'success', 'fail')), at REAL NOT NULL);
+    CREATE INDEX job_pings_job_idx ON job_pings (job, id);
+    """,
 ]
 
 

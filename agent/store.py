@@ -62,14 +62,18 @@ class Store:
 class Window:
     """Timestamped events in a sliding window, for ratios such as the service error ratio.
 
-    `ratio(now)` is bad / all over the last `seconds`; 0.0 for an empty window.
+    `ratio(now)` is bad / all over the last `seconds`; 0.0 for an empty window. `add_counts` records
+    many events at once (a log probe's run), so memory grows with the runs, not with the events.
     """
 
     seconds: float
-    _events: deque[tuple[float, bool]] = field(default_factory=deque)
+    _events: deque[tuple[float, int, int]] = field(default_factory=deque)  # (at, bad, total)
 
     def add(self, at: float, bad: bool) -> None:
-        self._events.append((at, bad))
+        self.add_counts(at, int(bad), 1)
+
+    def add_counts(self, at: float, bad: int, total: int) -> None:
+        self._events.append((at, bad, total))
 
     def _trim(self, now: float) -> None:
         while self._events and self._events[0][0] < now - self.seconds:
@@ -77,6 +81,5 @@ class Window:
 
     def ratio(self, now: float) -> float:
         self._trim(now)
-        if not self._events:
-            return 0.0
-        return sum(1 for _, bad in self._events if bad) / len(self._events)
+        total = sum(t for _, _, t in self._events)
+        return sum(b for _, b, _ in self._events) / total if total else 0.0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from agent.probes import integrity, postgres, system
+from agent.probes import integrity, postgres, services, system, tls
+from agent.probes import app_jobs, embeddings, jellyfin_tasks, posters, push_jobs, queues
 from agent.probes.base import Probe
 
-BUILDERS = [system.build, postgres.build, integrity.build]
+BUILDERS = [system.build, postgres.build, integrity.build, services.build, tls.build]
+BUILDERS += [app_jobs.build, queues.build, embeddings.build, posters.build, jellyfin_tasks.build, push_jobs.build]
 
 
 def build_probes(config, deps) -> list[Probe]:

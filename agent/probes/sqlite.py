@@ -55,7 +55,8 @@ class Findings:
 
 
 class ReadOnlyCheck:
-    """One read-only quick_check session. `interrupt()` (from the event loop, on timeout) aborts it."""
+    """One read-only quick_check session. `interrupt()` (from the event loop, on timeout) aborts it; the
+    connection is closed by the worker thread itself, never while a statement of it still runs."""
 
     def __init__(self, path: Path, busy_timeout: float):
         self.uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
@@ -71,7 +72,8 @@ class ReadOnlyCheck:
                 self._conn.interrupt()
 
     def run(self) -> Findings:
-        """Blocking; raises sqlite3.Error for anything but corruption (locked, unreadable, interrupted)."""
+        """Blocking. Corruption is a finding; raises sqlite3.Error for anything else (locked, unreadable,
+        interrupted)."""
         conn = sqlite3.connect(self.uri, uri=True, timeout=self.busy_timeout, isolation_level=None,
                                check_same_thread=False)
         try:
@@ -103,7 +105,8 @@ class SQLiteProbe(Probe):
     def __init__(self, cfg: SQLiteConfig):
         super().__init__(cfg.name, cfg.interval, cfg.timeout)
         self.path = cfg.path
-        self.busy_timeout = cfg.busy_timeout
+        # interrupt() stops a running check but not a wait for a lock: bound that wait by the timeout too.
+        self.busy_timeout = min(cfg.busy_timeout, cfg.timeout)
 
     async def run(self) -> ProbeResult:
         if not self.path.is_file():

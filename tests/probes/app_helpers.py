@@ -1,0 +1,37 @@
+"""Helpers for the profile-driven probe tests: build probes from a config dict and run them at a frozen now."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import httpx
+
+from agent.config import Config, parse_config
+from agent.probes.base import ProbeResult
+
+
+def config(**sections: Any) -> Config:
+    return parse_config(sections)
+
+
+def run_built(cfg: Config, build: Callable, now: float, state: Any = None) -> dict[str, ProbeResult]:
+    """Every probe `build(cfg, deps)` makes, run once at `now`; {target: result}."""
+    async def go() -> dict[str, ProbeResult]:
+        async with httpx.AsyncClient() as http:
+            deps = SimpleNamespace(config=cfg, http=http, clock=lambda: now, state=state)
+            return {p.target: await p.run() for p in build(cfg, deps)}
+    return asyncio.run(go())
+
+
+def values(result: ProbeResult, name: str, key: str) -> dict[str, float]:
+    """{label `key` value: sample value} of one series in a result."""
+    return {s.label(key): s.value for s in result.samples if s.name == name}
+
+
+def value(result: ProbeResult, name: str, **labels: str) -> float | None:
+    for s in result.samples:
+        if s.name == name and all(s.label(k) == v for k, v in labels.items()):
+            return s.value
+    return None
