@@ -37,6 +37,11 @@ def auth_headers(auth: str, key: str | None) -> dict[str, str]:
     raise ValueError(f"unknown auth scheme {auth!r}")
 
 
+def media_auth(server: ServiceConfig, kind_auth: str) -> str:
+    """The auth scheme for a media server: Emby's `X-Emby-Token`, else the profile's (`mediabrowser`)."""
+    return "x-emby-token" if server.kind == "emby" else kind_auth
+
+
 async def call_json(http: httpx.AsyncClient, service: ServiceConfig, method: str, path: str, *, auth: str,
                     params: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
     """`method path` on the service; the decoded JSON answer. Raises ApiError for a failed request, a

@@ -8,15 +8,18 @@ from agent.config import Config
 from agent.probes.integrity import check_now, findings
 from agent.rules.format import format_value
 from agent.rules.model import evaluate, load_rules, rule_metrics
+from agent.samples import Labels
 from agent.store import ProbeStatus, Store
 
 
 @dataclass(frozen=True)
 class Fault:
     alert: str
-    labels: str
-    value: str
-    threshold: str
+    labels: str  # "app=aperture, job=sync-series", as the table shows them
+    value: str  # in the rule's unit: "20m20s", "12.5%"
+    threshold: str  # "> 10m"
+    label_pairs: Labels = ()  # the same, as data (`caretaker check --json`)
+    raw_value: float = 0.0  # the rule's value in base units (seconds, ratio 0..1, count)
 
 
 @dataclass
@@ -28,6 +31,19 @@ class CheckReport:
     @property
     def healthy(self) -> bool:
         return all(s.ok for s in self.statuses) and not self.faults and not self.findings
+
+    def as_dict(self) -> dict:
+        """The report as `caretaker check --json` prints it: `healthy`, `probes` [{probe, target, ok,
+        summary, reason, duration_seconds}], `faults` [{alert, labels {name: value}, value (base units),
+        value_text, threshold}], `integrity_findings` [{database, relation, message}]."""
+        return {
+            "healthy": self.healthy,
+            "probes": [{"probe": s.probe, "target": s.target, "ok": s.ok, "summary": s.summary, "reason": s.reason,
+                        "duration_seconds": s.duration_seconds} for s in self.statuses],
+            "faults": [{"alert": f.alert, "labels": dict(f.label_pairs), "value": f.raw_value, "value_text": f.value,
+                        "threshold": f.threshold} for f in self.faults],
+            "integrity_findings": [{"database": d, "relation": r, "message": m} for d, r, m in self.findings],
+        }
 
 
 def current_faults(config: Config, store: Store, now: float) -> list[Fault]:
@@ -41,7 +57,7 @@ def current_faults(config: Config, store: Store, now: float) -> list[Fault]:
             if m.fires:
                 labels = ", ".join(f"{k}={v}" for k, v in m.labels)
                 faults.append(Fault(rule.name, labels, format_value(rule.unit, m.value),
-                                    f"{rule.op} {format_value(rule.unit, rule.threshold)}"))
+                                    f"{rule.op} {format_value(rule.unit, rule.threshold)}", m.labels, m.value))
     return faults
 
 

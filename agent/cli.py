@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 unhealthy (`check`) or failed, 2 bad input (config, argument
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agent.cli_action import action_app
 from agent.cli_dashboards import dashboards_app
 from agent.cli_notify import notify_app
 from agent.cli_rules import rules_app
@@ -24,6 +26,7 @@ app = typer.Typer(help="Caretaker: monitoring, alerting and maintenance for self
                   no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(action_app, name="action")
 app.add_typer(rules_app, name="rules")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(silence_app, name="silence")
@@ -72,13 +75,17 @@ def run(config: Optional[Path] = ConfigOption) -> None:
 
 @app.command()
 def check(config: Optional[Path] = ConfigOption,
-          integrity: bool = typer.Option(False, "--integrity", help="Run amcheck on every database now.")) -> None:
-    """Run every configured probe once, print a table, exit 0 when all is healthy and 1 otherwise."""
+          integrity: bool = typer.Option(False, "--integrity", help="Run amcheck on every database now."),
+          as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON document.")) -> None:
+    """Run every configured probe once, print a table (or JSON), exit 0 when all is healthy and 1 otherwise."""
     from agent.check import run_check
 
     cfg = load_or_exit(config)
     setup_logging("critical")
     report = asyncio.run(run_check(cfg, integrity))
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+        raise typer.Exit(0 if report.healthy else 1)
     table = Table(title="Probes")
     for column in ("probe", "target", "ok", "value", "reason"):
         table.add_column(column)

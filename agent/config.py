@@ -366,13 +366,9 @@ def _matchers(value: list[str]) -> list[str]:
 
 
 def _time_zone(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from agent.freshness import check_timezone
 
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
-    return value
+    return check_timezone(value)  # ScheduleError is a ValueError naming the zone
 
 
 class MaintenanceWindow(Base):

@@ -20,6 +20,7 @@ import uvicorn
 
 from agent import __version__
 from agent.config import Config, ConfigError
+from agent.actions.wiring import attach as attach_actions
 from agent.exporter import Exporter
 from agent.notify.alerting import Alerting
 from agent.probes import build_probes
@@ -69,6 +70,8 @@ class Runtime:
         # Rule engine + notifier (agent/notify/alerting.py); off for one-shot commands such as `check`,
         # which must not change alert states or write notifications into a running agent's state file.
         self.alerting = Alerting.attach(self) if alerting else None
+        # Maintenance actions: rt.actions (runner), rt.remediator, rt.calendar, /api/v1/actions (agent/actions).
+        attach_actions(self)
 
     @property
     def ready(self) -> bool:

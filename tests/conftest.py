@@ -78,3 +78,17 @@ def tsundoku_db(tmp_path: Path) -> tuple[Path, Path, dict]:
     data_dir = tmp_path / "tsundoku"
     manifest = build_tsundoku(data_dir)
     return manifest["db_path"], data_dir, manifest
+
+
+# --- The whole fixture stack (tests/stack.py) -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fixture_stack(pg_cluster: PgCluster, _aperture_template: dict,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Every part Caretaker watches, on loopback, with private databases; `.config` watches it all.
+    Module-scoped: a module may run actions against it, the next module gets a fresh one."""
+    from stack import running_stack
+
+    with running_stack(tmp_path_factory.mktemp("stack"), pg_cluster, _aperture_template) as stack:
+        yield stack

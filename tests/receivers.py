@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from fakes.base import FakeServer, Reply, Request, json_reply
+from pgcluster import free_port
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -64,12 +64,6 @@ class JsonReceiver(FakeServer):
     def wait_for(self, count: int, timeout: float = 10.0, path: str | None = None) -> list[dict]:
         wait_until(lambda: len(self.received(path)) >= count, timeout, f"{count} message(s) at {path or 'any path'}")
         return self.received(path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SmtpReceiver:

@@ -129,7 +129,7 @@ class Backup(Action):
     auto_safe = True
     timeout = 2 * 3600.0
     target_labels = ("target", "database")
-    trips = ("DiskSpaceHigh",)
+    trips = (("DiskSpaceHigh", None),)
 
     def targets(self, config: Config) -> dict[str, Target]:
         return writable_targets(config)

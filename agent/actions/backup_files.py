@@ -24,7 +24,7 @@ from agent.config import BackupTargetConfig
 from agent.pg import connect
 
 SIDECARS = (".sha256", ".json")
-TMP_PREFIX = ".caretaker-tmp-"
+PARTIAL = ".partial"  # hidden and with its own suffix: no backup pattern (*.dump) matches a file in progress
 APERTURE_PATH_SQL = "SELECT backup_path FROM backup_config ORDER BY id LIMIT 1"  # DESIGN.md §5 aperture
 
 
@@ -61,8 +61,8 @@ def list_backups(cfg: BackupTargetConfig, directory: Path) -> list[Path]:
     found = []
     with os.scandir(directory) as entries:
         for e in entries:
-            if (e.is_file(follow_symlinks=False) and not e.name.startswith(TMP_PREFIX)
-                    and not e.name.endswith(SIDECARS) and any(fnmatch.fnmatchcase(e.name, p) for p in cfg.pattern)):
+            if (e.is_file(follow_symlinks=False) and not e.name.endswith((*SIDECARS, PARTIAL))
+                    and any(fnmatch.fnmatchcase(e.name, p) for p in cfg.pattern)):
                 found.append((e.stat(follow_symlinks=False).st_mtime, e.name))
     return [directory / name for _, name in sorted(found, reverse=True)]
 
@@ -80,7 +80,7 @@ def pick(cfg: BackupTargetConfig, directory: Path, name: str | None) -> Path:
 
 
 def temp_path(directory: Path, final_name: str) -> Path:
-    return directory / f"{TMP_PREFIX}{os.getpid()}-{final_name}"
+    return directory / f".{final_name}.{os.getpid()}{PARTIAL}"
 
 
 def _fsync_dir(directory: Path) -> None:

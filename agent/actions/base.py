@@ -118,8 +118,9 @@ class Action(ABC):
     timeout: ClassVar[float] = 3600.0
     # Alert labels naming the target, tried in order (database=aperture, app=tsundoku, target=…).
     target_labels: ClassVar[tuple[str, ...]] = ()
-    # Alerts a scheduled run is expected to trip; the calendar silences them on the target while it runs.
-    trips: ClassVar[tuple[str, ...]] = ()
+    # Alerts a scheduled run is expected to trip, as (alertname, label naming the target or None); the
+    # calendar silences them (for this target when a label is given) while the run goes on.
+    trips: ClassVar[tuple[tuple[str, str | None], ...]] = ()
 
     @abstractmethod
     def targets(self, config: Config) -> dict[str, Target]:

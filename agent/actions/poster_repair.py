@@ -46,7 +46,7 @@ class PosterRepair(Action):
     timeout = 1800.0
     auto_safe = True
     target_labels = ("app",)
-    trips = ("PostersMissing",)
+    trips = (("PostersMissing", "app"),)
 
     def targets(self, config: Config) -> dict[str, Target]:
         return {n: t for n, t in app_targets(config).items()

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
+import psycopg
 from pydantic import ValidationError
 
 from agent.actions import ACTIONS
 from agent.actions.base import Action, ActionError, ActionFailed, Context, Progress, Refused, timeout_for
 from agent.actions.targets import Target
 from agent.config import format_loc
-from agent.pg import redact
+from agent.pg import describe_pg_error, redact
 from agent.probes.base import describe_error
 from agent.samples import sample
 
@@ -207,6 +208,8 @@ class ActionRunner:
     def _failure(exc: Exception, timeout: float) -> tuple[str, str]:
         if isinstance(exc, TimeoutError):
             return "timeout", f"timed out after {timeout:g}s"
+        if isinstance(exc, psycopg.Error):
+            return "failed", describe_pg_error(exc)
         return "failed", redact(describe_error(exc))
 
     async def _save_progress(self, live: LiveRun) -> None:
@@ -300,9 +303,7 @@ class ActionRunner:
 
     def runs(self, action: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """The newest runs first, optionally of one action."""
-        where, args = ("WHERE action = ?", (action,)) if action else ("", ())
-        rows = self.state.query(f"SELECT * FROM action_runs {where} ORDER BY id DESC LIMIT ?", (*args, limit))
-        return [_record(r, self.live.get(r["id"])) for r in rows]
+        return list_runs(self.state, action, limit, self.live)
 
     def publish(self) -> None:
         """Write the caretaker_action_* series to the store (and refresh the exposition)."""
@@ -321,6 +322,14 @@ class ActionRunner:
         exporter = getattr(self.deps, "exporter", None)
         if exporter is not None:
             exporter.refresh()
+
+
+def list_runs(state, action: str | None = None, limit: int = 50,
+              live: dict[int, LiveRun] | None = None) -> list[dict[str, Any]]:
+    """Audit records from the state file, newest first, optionally of one action."""
+    where, args = ("WHERE action = ?", (action,)) if action else ("", ())
+    rows = state.query(f"SELECT * FROM action_runs {where} ORDER BY id DESC LIMIT ?", (*args, limit))
+    return [_record(r, (live or {}).get(r["id"])) for r in rows]
 
 
 def _record(row, live: LiveRun | None) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class VacuumAnalyze(Action):
     Result = VacuumResult
     auto_safe = True
     target_labels = ("database",)
-    trips = ("ProbeFailing",)  # a probe queued behind a VACUUM's lock may time out
+    trips = (("ProbeFailing", "target"),)  # a probe queued behind a VACUUM's lock may time out
 
     def targets(self, config: Config) -> dict[str, Target]:
         return postgres_targets(config)
@@ -70,6 +70,8 @@ class VacuumAnalyze(Action):
         return {(r["schema"], r["name"]): r for r in await cur.fetchall()}
 
     async def check(self, ctx: Context) -> None:
+        if not ctx.params.relations:
+            return
         async with session(ctx, read_only=True) as conn:
             for rel in ctx.params.relations:
                 cur = await conn.execute(RESOLVE_SQL, (rel,))

@@ -7,9 +7,11 @@ Hooks for other areas (the remediator, scheduled maintenance):
   called once when an alert instance starts firing, after its state and notification are committed (not
   on every evaluation while it fires). A coroutine result runs as its own task, so a long action never
   delays rule evaluation; exceptions are logged.
-- ``rt.alerting.add_note(rule_name, labels, text)``: attach a line ("vacuum_analyze on movies: dead tuples
-  31 042 → 0; resolved") to the alert's next notification on every destination (or send it alone when
-  the alert is neither active nor waiting in the outbox). KeyError for an unknown rule name.
+- ``rt.alerting.add_note(rule_name, labels, text, severity=None)``: attach a line ("vacuum_analyze on
+  movies: dead tuples 31 042 → 0; resolved") to the alert's next notification on every destination (or
+  send it alone when the alert is neither active nor waiting in the outbox). With ``severity="critical"`` the note goes out
+  at once on its own, routed as that severity (an escalation: "auto-remediation stopped after 3 runs").
+  KeyError for an unknown rule name.
 - ``rt.alerting.silence(matchers, until, reason, created_by="caretaker") -> id`` and
   ``rt.alerting.unsilence(id)``: a temporary silence (``["alertname=PostgresDeadTuplesHigh",
   "database=aperture"]`` or ``{"alertname": …}``) until the epoch time `until`; ValueError for bad matchers.
@@ -93,8 +95,8 @@ class Alerting:
         if not task.cancelled() and task.exception() is not None:
             log.error("on_firing hook failed", exc_info=task.exception())
 
-    def add_note(self, rule_name: str, labels: dict[str, str], text: str) -> None:
-        self.notifier.add_note(rule_name, labels, text)
+    def add_note(self, rule_name: str, labels: dict[str, str], text: str, severity: str | None = None) -> None:
+        self.notifier.add_note(rule_name, labels, text, severity)
 
     def silence(self, matchers: list[str] | dict[str, str], until: float, reason: str,
                 created_by: str = "caretaker") -> str:

@@ -116,6 +116,7 @@ class Notifier:
         self._inflight: dict[str, asyncio.Task] = {}
         self._wake = asyncio.Event()
         self._pruned_at = float("-inf")
+        self._exported: tuple = ()
         self._export(clock())
 
     # -- write side ------------------------------------------------------------------------------------
@@ -163,16 +164,19 @@ class Notifier:
                 continue
             self._insert(db, t.rule, dict(t.labels), t.kind, t.fired_at, transition_payload(t), now)
 
-    def add_note(self, rule_name: str, labels: dict[str, str], text: str) -> None:
+    def add_note(self, rule_name: str, labels: dict[str, str], text: str, severity: str | None = None) -> None:
         """Attach `text` to the alert's next notification on every destination; when the alert is neither
-        active nor waiting in the outbox, send the note on its own. Raises KeyError for an unknown rule."""
+        active nor waiting in the outbox, send the note on its own. With `severity`, send it on its own at
+        once, routed as that severity (an escalation that must page). KeyError for an unknown rule."""
         rule = self.engine.by_name[rule_name]
+        if severity is not None:
+            rule = rule.model_copy(update={"severity": severity, "severity_by": {}})
         now = self.clock()
         key = (rule_name, labels_json(tuple(sorted(labels.items()))))
         with self.state.tx() as db:
             waiting = db.execute("SELECT 1 FROM outbox WHERE rule = ? AND labels = ? AND status = 'pending' "
                                  "LIMIT 1", key).fetchone()
-            if waiting or (rule_name, labels_from_json(key[1])) in self.engine.states:
+            if severity is None and (waiting or (rule_name, labels_from_json(key[1])) in self.engine.states):
                 db.execute("INSERT INTO alert_notes (rule, labels, text, created_at) VALUES (?, ?, ?, ?)",
                            (*key, text, now))
             else:
@@ -341,7 +345,8 @@ class Notifier:
                      alert_id(r["rule"], labels_from_json(r["labels"])), dest.label)
         for r in (r for r in ready if r["id"] in expired):
             log.error("notification %s %s to %s expired: undeliverable for %s", r["kind"],
-                      alert_id(r["rule"], labels_from_json(r["labels"])), dest.label, format_duration(now - r["ready_at"]))
+                      alert_id(r["rule"], labels_from_json(r["labels"])), dest.label,
+                      format_duration(now - r["ready_at"]))
         self.expired_total += len(expired)
         ready = [r for r in ready if r["id"] not in expired]
         due = max(route.next_attempt, route.last_sent + self.cfg.group_window if route.last_sent is not None else 0.0)
@@ -377,14 +382,16 @@ class Notifier:
     def _export(self, now: float) -> None:
         row = self.state.query("SELECT COUNT(*) AS n, MIN(ready_at) AS oldest FROM outbox "
                                "WHERE status = 'pending' AND held_by IS NULL")[0]
-        oldest = 0.0 if row["oldest"] is None else max(0.0, now - row["oldest"])
+        oldest = 0.0 if row["oldest"] is None else float(max(0, round(now - row["oldest"])))
+        values = (self.sent_total, self.failed_total, self.expired_total, row["n"], oldest)
+        if values == self._exported:
+            return  # unchanged: spare the exporter a re-render
+        self._exported = values
         self.store.replace(("agent", "notifier"), [
-            sample("caretaker_notifications_sent_total", self.sent_total),
-            sample("caretaker_notifications_failed_total", self.failed_total),
-            sample("caretaker_notifications_expired_total", self.expired_total),
-            sample("caretaker_notification_outbox_pending", row["n"]),
-            sample("caretaker_notification_outbox_oldest_seconds", oldest),
-        ])
+            sample(name, value) for name, value in zip(
+                ("caretaker_notifications_sent_total", "caretaker_notifications_failed_total",
+                 "caretaker_notifications_expired_total", "caretaker_notification_outbox_pending",
+                 "caretaker_notification_outbox_oldest_seconds"), values)])
         self.on_metrics()
 
     def _done(self, dest_id: str, task: asyncio.Task) -> None:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.appapi import ApiError, call_json
+from agent.appapi import ApiError, call_json, media_auth
 from agent.appdb import to_epoch
 from agent.config import Config, ServiceConfig
 from agent.durations import format_duration
 from agent.freshness import Schedule, Verdict, judge, schedule_from
 from agent.probes.base import Probe, ProbeResult
-from agent.probes.posters import media_auth
 from agent.profiles import MediaServerSection, load_profile
 from agent.samples import Sample, sample
 
@@ -96,7 +95,7 @@ class JellyfinTasksProbe(Probe):
     async def run(self) -> ProbeResult:
         try:
             tasks = await call_json(self.deps.http, self.server, "GET", self.section.scheduled_tasks,
-                                    auth=media_auth(self.server, self.section), timeout=self.timeout)
+                                    auth=media_auth(self.server, self.section.auth), timeout=self.timeout)
         except ApiError as exc:
             return ProbeResult(ok=False, reason=str(exc))
         if not isinstance(tasks, list):

@@ -101,13 +101,13 @@ FileId = tuple[int, int]  # (st_dev, st_ino)
 class TailResult:
     tracked: dict[FileId, Tracked]
     counts: Counter = field(default_factory=Counter)
-    behind: int = 0  # bytes left unread because the per-run cap was reached
+    behind: int = 0  # bytes left for later runs because the per-run cap was reached
     problems: list[str] = field(default_factory=list)
 
 
-def matching_files(patterns: list[str]) -> dict[FileId, str]:
-    """Regular files named by `patterns` (paths or globs), by identity."""
-    out: dict[FileId, str] = {}
+def matching_files(patterns: list[str]) -> dict[FileId, tuple[str, int]]:
+    """Regular files named by `patterns` (paths or globs): identity → (path, size)."""
+    out: dict[FileId, tuple[str, int]] = {}
     for pattern in patterns:
         for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
             try:
@@ -115,7 +115,7 @@ def matching_files(patterns: list[str]) -> dict[FileId, str]:
             except FileNotFoundError:
                 continue
             if stat.S_ISREG(st.st_mode):
-                out.setdefault((st.st_dev, st.st_ino), path)
+                out.setdefault((st.st_dev, st.st_ino), (path, st.st_size))
     return out
 
 
@@ -159,7 +159,8 @@ class Tailer:
             end = len(data)  # a rotated file's writer is done; a line longer than the cap is taken whole
         if end:
             self.classifier.count(data[:end].removesuffix(b"\n"), result.counts)
-        result.behind += pending
+        if pending:
+            result.behind += size - offset - end
         return Tracked(path, offset + end, len(head), zlib.crc32(head))
 
     def run(self, patterns: list[str], known: dict[FileId, Tracked], new_at_end: bool) -> TailResult:
@@ -181,27 +182,15 @@ class Tailer:
                 continue
             if after.offset != t.offset:  # keep following it while its writer may still be finishing
                 result.tracked[fid] = after
-        for fid, path in live.items():
-            t = known.get(fid)
-            if t is None:
-                t = Tracked(path, 0, 0, 0)
-                if new_at_end:
-                    t = self._at_end(path) or t
+        for fid, (path, size) in live.items():
+            # An empty fingerprint matches any file: a new file starts at 0, or at its end on a first run.
+            t = known.get(fid) or Tracked(path, size if new_at_end else 0, 0, 0)
             try:
                 result.tracked[fid] = self.read(path, t, False, result)
             except OSError as exc:
                 result.problems.append(f"{path}: {exc.strerror}")
                 result.tracked[fid] = t
         return result
-
-    @staticmethod
-    def _at_end(path: str) -> Tracked | None:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(HEAD_BYTES)
-                return Tracked(path, os.fstat(f.fileno()).st_size, len(head), zlib.crc32(head))
-        except OSError:
-            return None
 
 
 class LogsProbe(Probe):

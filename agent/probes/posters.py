@@ -16,7 +16,7 @@ import asyncio
 import math
 from collections import Counter
 
-from agent.appapi import ApiError, call_json
+from agent.appapi import ApiError, call_json, media_auth
 from agent.appdb import app_entries, describe_db_error, media_server, open_app_db, query_params
 from agent.config import Config, DatabaseConfig, ServiceConfig, SQLiteConfig
 from agent.probes.base import Probe, ProbeResult
@@ -31,16 +31,12 @@ def norm_id(item_id: str) -> str:
     return item_id.replace("-", "").lower()
 
 
-def media_auth(server: ServiceConfig, section: MediaServerSection) -> str:
-    return "x-emby-token" if server.kind == "emby" else section.auth
-
-
 async def current_tags(http, server: ServiceConfig, section: MediaServerSection,
                        timeout: float) -> dict[str, str | None]:
     """{normalised item id: current Primary tag, None without one} of every item of `section.item_types`.
 
     Raises ApiError (refused key, server error, timeout, an answer without Items)."""
-    auth = media_auth(server, section)
+    auth = media_auth(server, section.auth)
 
     async def page(start: int) -> dict:
         params = {"IncludeItemTypes": ",".join(section.item_types), "Recursive": "true", "Fields": "ProviderIds",

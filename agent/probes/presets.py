@@ -174,7 +174,9 @@ def _read_app_health(response: httpx.Response) -> Verdict | None:
 def _tmdb_auth(cfg: ServiceConfig) -> Parts:
     key = _key(cfg)
     # A v4 read access token is a JWT ("eyJ…" is base64 of '{"'): Bearer. A v3 key goes in the query.
-    return Parts(headers={"Authorization": f"Bearer {key}"}) if key.startswith("eyJ") else Parts(params={"api_key": key})
+    if key.startswith("eyJ"):
+        return Parts(headers={"Authorization": f"Bearer {key}"})
+    return Parts(params={"api_key": key})
 
 
 PRESETS: dict[str, Preset] = {

@@ -109,8 +109,8 @@ def annotation(rule: Rule, template: str) -> str:
     """Turn ``{label}``/``{value}``/``{threshold}`` placeholders into Go templates."""
     out = []
     for literal, field, spec, conversion in string.Formatter().parse(template):
-        if "{{" in literal or "}}" in literal:
-            raise UnsupportedRule(f"rule {rule.name}: literal '{{{{' or '}}}}' in {template!r}")
+        if "{" in literal or "}" in literal:  # next to a Go template delimiter it would change its meaning
+            raise UnsupportedRule(f"rule {rule.name}: literal brace in {template!r}")
         out.append(literal)
         if field is None:
             continue

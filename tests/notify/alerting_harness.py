@@ -54,7 +54,8 @@ def heads(body: str) -> list[str]:
 class Harness:
     def __init__(self, tmp_path, notify: dict | None = None, rules: dict | None = None,
                  services: list | None = None, dests: list[Recorder] | None = None, clock: Clock | None = None,
-                 destinations: list | None = None):
+                 apprise: bool = False):
+        """`apprise`: deliver to the config's notify.urls through real Apprise instead of Recorders."""
         self.config = parse_config({"agent": {"state_dir": str(tmp_path), "hostname": "box"},
                                     "notify": notify or {}, "rules": rules or {}, "services": services or []})
         self.clock = clock or Clock()
@@ -62,7 +63,7 @@ class Harness:
         self.state = State(tmp_path / "state.db")
         self.dests = dests if dests is not None else [Recorder()]
         self.alerting = Alerting(self.config, self.state, self.store, self.clock,
-                                 destinations=self.dests if destinations is None else destinations)
+                                 destinations=None if apprise else self.dests)
         self.alerting.notifier.rng = lambda: 1.0  # no jitter: backoff delays are exact
         self.alerting.notifier.tick_interval = 0.01
 

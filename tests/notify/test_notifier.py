@@ -308,16 +308,30 @@ def test_a_note_rides_with_the_alerts_next_notification_or_goes_alone(tmp_path):
 def test_routing_by_severity_tags(tmp_path):
     async def main():
         phone, chat, info = Recorder("phone", ("critical",)), Recorder("chat", ("ops",)), Recorder("info", ("info",))
-        h = Harness(tmp_path, rules={"PostgresDown": {"for": "0s"}, **FAST}, dests=[phone, chat, info])
+        chat.ok = False
+        h = Harness(tmp_path, rules={"PostgresDown": {"for": "0s"}, **FAST}, dests=[phone, chat, info],
+                    notify={"retry_max": "1m"})
         disk(h, 0.91)
         h.feed("pg", sample("caretaker_postgres_up", 0, database="aperture"))
-        h.feed("outbox", sample("caretaker_notification_outbox_oldest_seconds", 900))
         await h.round()
-        assert [heads(m[1]) for m in phone.messages] == [["FIRING PostgresDown", "FIRING NotificationsFailing"]]
-        assert [heads(m[1]) for m in chat.messages] == [
-            ["FIRING DiskSpaceHigh", "FIRING PostgresDown", "FIRING NotificationsFailing"]]
+        assert [heads(m[1]) for m in phone.messages] == [["FIRING PostgresDown"]]
+        assert chat.attempts == 1 and info.messages == []
+        await h.round(advance=601)
+        await h.round(advance=1)  # the chat's first notification has waited > 10 min: NotificationsFailing
         # NotificationsFailing is tried on every destination, even one that takes only info.
+        assert [heads(m[1]) for m in phone.messages][1:] == [["FIRING NotificationsFailing"]]
         assert [heads(m[1]) for m in info.messages] == [["FIRING NotificationsFailing"]]
+        chat.ok = True
+        await h.round(advance=60)
+        assert heads(chat.messages[0][1]) == ["FIRING DiskSpaceHigh", "FIRING PostgresDown",
+                                              "FIRING NotificationsFailing"]
+        # An escalation note of a warning alert pages: it is routed as critical, at once, on its own.
+        h.alerting.add_note("DiskSpaceHigh", {"mountpoint": "/"}, "auto-remediation stopped", severity="critical")
+        await h.round(advance=1)
+        # (NotificationsFailing resolved meanwhile: its resolution shares the message.)
+        title, body, _ = phone.messages[-1]
+        assert "NOTE DiskSpaceHigh" in heads(body) and "auto-remediation stopped" in body
+        assert all("NOTE" not in t for t in info.titles)
     run(main())
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import httpx
 
 from agent.config import Config, parse_config
+from agent.metrics import spec
 from agent.probes.base import ProbeResult
 
 
@@ -17,12 +18,17 @@ def config(**sections: Any) -> Config:
 
 
 def run_built(cfg: Config, build: Callable, now: float, state: Any = None) -> dict[str, ProbeResult]:
-    """Every probe `build(cfg, deps)` makes, run once at `now`; {target: result}."""
+    """Every probe `build(cfg, deps)` makes, run once at `now`; {target: result}. Each sample must be a
+    series of agent/metrics.py with exactly its labels."""
     async def go() -> dict[str, ProbeResult]:
         async with httpx.AsyncClient() as http:
             deps = SimpleNamespace(config=cfg, http=http, clock=lambda: now, state=state)
             return {p.target: await p.run() for p in build(cfg, deps)}
-    return asyncio.run(go())
+    results = asyncio.run(go())
+    for result in results.values():
+        for s in result.samples:
+            assert tuple(sorted(spec(s.name).labels)) == tuple(k for k, _ in s.labels), s
+    return results
 
 
 def values(result: ProbeResult, name: str, key: str) -> dict[str, float]:
@@ -35,3 +41,8 @@ def value(result: ProbeResult, name: str, **labels: str) -> float | None:
         if s.name == name and all(s.label(k) == v for k, v in labels.items()):
             return s.value
     return None
+
+
+def pg_app(name: str, dsn: str, services: list[dict] | None = None, **app: Any) -> Config:
+    """A config with one PostgreSQL entry named after its built-in profile, with `app:` settings."""
+    return config(services=services or [], databases=[{"name": name, "dsn": dsn, "profile": name, "app": app}])

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from types import SimpleNamespace
 
-import httpx
 import psycopg
 import pytest
 
 from agent.config import AppProbesConfig
 from agent.probes import app_jobs
 from agent.probes.app_jobs import Run, judge_runs, stuck_limit
-from app_helpers import config, run_built, value, values
+from app_helpers import config, pg_app, run_built, value, values
 from fakes import FakeAperture
 
 OVERDUE = "caretaker_job_overdue_seconds"
 
 
-def aperture_cfg(dsn: str, **app) -> dict:
-    return {"databases": [{"name": "aperture", "dsn": dsn, "profile": "aperture", "app": app}]}
-
-
 def test_aperture_freshness_and_failures(aperture_db):
     dsn, m = aperture_db
     now = m["built_at"].timestamp() + 60
-    result = run_built(config(**aperture_cfg(dsn)), app_jobs.build, now)["aperture"]
+    result = run_built(pg_app("aperture", dsn), app_jobs.build, now)["aperture"]
     assert result.ok, result.reason
     overdue = values(result, OVERDUE, "job")
     # library-build is manual (no series), top-picks disabled (nothing at all)
@@ -51,8 +47,8 @@ def test_aperture_stuck_jobs_from_its_api(aperture_db):
     with FakeAperture(token="ap-admin") as fake:
         fake.active_jobs = [{"job_name": "sync-movies", "started_at": now - 3 * 3600},  # median 14 min: stuck
                             {"job_name": "user-sync", "started_at": now - 10}]  # median 25 s, floor 10 min: fine
-        cfg = config(services=[{"name": "aperture-api", "kind": "aperture", "url": fake.url,
-                                "admin_token": "ap-admin"}], **aperture_cfg(dsn, api="aperture-api"))
+        cfg = pg_app("aperture", dsn, [{"name": "aperture-api", "kind": "aperture", "url": fake.url,
+                                        "admin_token": "ap-admin"}], api="aperture-api")
         result = run_built(cfg, app_jobs.build, now)["aperture"]
         assert result.ok, result.reason
         assert values(result, "caretaker_job_stuck", "job") == {"sync-movies": 1, "user-sync": 0}
@@ -70,7 +66,7 @@ def test_aperture_stuck_jobs_from_its_api(aperture_db):
 def test_aphrodite_schedules_failures_and_stuck_processing(aphrodite_db):
     dsn, m = aphrodite_db
     now = m["built_at"].timestamp() + 60
-    cfg = config(databases=[{"name": "aphrodite", "dsn": dsn, "profile": "aphrodite"}])
+    cfg = pg_app("aphrodite", dsn)
     result = run_built(cfg, app_jobs.build, now)["aphrodite"]
     assert result.ok, result.reason
     overdue = values(result, OVERDUE, "job")
@@ -78,7 +74,7 @@ def test_aphrodite_schedules_failures_and_stuck_processing(aphrodite_db):
     assert {j for j, v in overdue.items() if v > 0} == set(m["overdue_schedules"]) == {"badge-sync"}
     # 150 failed processing jobs and the hourly library-scan's failed execution, 6 hours ago
     assert value(result, "caretaker_jobs_failed", app="aphrodite") == m["processing_jobs"]["failed"] + 1 == 151
-    since = m["built_at"] - __import__("datetime").timedelta(seconds=86400 - 60)
+    since = m["built_at"] - timedelta(seconds=86400 - 60)
     with psycopg.connect(dsn) as conn:
         finished = sum(conn.execute(f"SELECT count(*) FROM {t} WHERE status IN ('completed', 'failed', 'cancelled') "
                                     "AND completed_at >= %s", (since,)).fetchone()[0]
@@ -94,7 +90,7 @@ def test_aphrodite_run_verdicts(aphrodite_db):
     """Run by run: the two stuck processing jobs are stuck, the one started a minute ago is not."""
     dsn, m = aphrodite_db
     now = m["built_at"].timestamp() + 60
-    cfg = config(databases=[{"name": "aphrodite", "dsn": dsn, "profile": "aphrodite"}])
+    cfg = pg_app("aphrodite", dsn)
     probe = app_jobs.build(cfg, SimpleNamespace(clock=lambda: now))[0]
     _, problems, verdicts, _ = asyncio.run(probe.collect(now))
     assert problems == []
@@ -145,7 +141,7 @@ def test_stuck_limits():
 
 def test_database_down_is_a_reason_without_password(pg_cluster):
     dsn = f"host=127.0.0.1 port={pg_cluster.port} dbname=nope user=postgres password=s3cr3t-pw"
-    result = run_built(config(**aperture_cfg(dsn)), app_jobs.build, 0.0)["aperture"]
+    result = run_built(pg_app("aperture", dsn), app_jobs.build, 0.0)["aperture"]
     assert not result.ok and 'database "nope" does not exist' in result.reason
     assert "s3cr3t-pw" not in result.reason and result.samples == []
 

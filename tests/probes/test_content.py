@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from agent.probes import embeddings, posters
-from app_helpers import config, run_built, value, values
+from app_helpers import pg_app, run_built, value, values
 from fakes import FakeJellyfin
 
 
 def test_aperture_embeddings(aperture_db):
     dsn, m = aperture_db
-    cfg = config(databases=[{"name": "aperture", "dsn": dsn, "profile": "aperture"}])
+    cfg = pg_app("aperture", dsn)
     result = run_built(cfg, embeddings.build, 0.0)["aperture"]
     assert result.ok, result.reason
     rows = values(result, "caretaker_embeddings_rows", "relation")
@@ -34,15 +34,15 @@ def test_unknown_active_model_is_reported(fresh_aperture_db):
     dsn, _ = fresh_aperture_db
     with psycopg.connect(dsn) as conn:
         conn.execute("UPDATE system_settings SET value = 'my-own-model:7b' WHERE key = 'embedding_model'")
-    cfg = config(databases=[{"name": "aperture", "dsn": dsn, "profile": "aperture"}])
+    cfg = pg_app("aperture", dsn)
     result = run_built(cfg, embeddings.build, 0.0)["aperture"]
     assert not result.ok and "my-own-model:7b" in result.reason and "model_dimensions" in result.reason
     assert value(result, "caretaker_embeddings_legacy_relations", app="aperture") == 2  # only the *_legacy ones
 
 
-def aperture_posters_cfg(dsn: str, jellyfin: FakeJellyfin | None) -> dict:
+def aperture_posters_cfg(dsn: str, jellyfin: FakeJellyfin | None):
     services = [{"name": "jf", "kind": "jellyfin", "url": jellyfin.url, "api_key": "jf-key"}] if jellyfin else []
-    return config(services=services, databases=[{"name": "aperture", "dsn": dsn, "profile": "aperture"}])
+    return pg_app("aperture", dsn, services)
 
 
 def test_aperture_posters_without_media_server(aperture_db):
@@ -54,10 +54,18 @@ def test_aperture_posters_without_media_server(aperture_db):
     assert len(m["missing_poster_movie_ids"]) == 25
 
 
+def big_pages(cfg, deps):
+    """The posters probes with 5 000 items a page: the fake rebuilds its whole list for every page."""
+    probes = posters.build(cfg, deps)
+    for p in probes:
+        p.section = p.section.model_copy(update={"page_size": 5000})
+    return probes
+
+
 def test_aperture_posters_compared_with_jellyfin(aperture_db):
     dsn, m = aperture_db
     with FakeJellyfin(items=m["jellyfin_items"]) as jf:
-        result = run_built(aperture_posters_cfg(dsn, jf), posters.build, 0.0)["aperture"]
+        result = run_built(aperture_posters_cfg(dsn, jf), big_pages, 0.0)["aperture"]
         paths = jf.paths()
     assert result.ok, result.reason
     movies = 25 + len(m["stale_poster_movie_ids"]) + len(m["jellyfin_missing_image_movie_ids"])
@@ -66,18 +74,17 @@ def test_aperture_posters_compared_with_jellyfin(aperture_db):
     assert values(result, "caretaker_posters_missing", "kind") == {"movie": movies, "series": series, "episode": 0}
     assert result.summary == ("movie 73 (8 no image, 40 stale tag, 25 without poster); "
                               "series 12 (2 no image, 10 stale tag)")
-    # every page once, with the documented parameters; 22 000 items at 500 a page
-    assert len(paths) == 44
+    # every page once, with the documented parameters; 22 000 items at 5 000 a page
+    assert len(paths) == 5
     assert all("IncludeItemTypes=Movie%2CSeries" in p and "Recursive=true" in p and "Fields=ProviderIds" in p
-               for p in paths)
-    assert sorted(int(p.split("StartIndex=")[1].split("&")[0]) for p in paths) == list(range(0, 22_000, 500))
+               and "Limit=5000" in p for p in paths)
+    assert sorted(int(p.split("StartIndex=")[1].split("&")[0]) for p in paths) == list(range(0, 22_000, 5000))
 
 
 def test_aphrodite_posters_and_media_server_refusing_the_key(aphrodite_db):
     dsn, m = aphrodite_db
     with FakeJellyfin(api_key="other-key", items={}) as jf:
-        cfg = config(services=[{"name": "jf", "kind": "jellyfin", "url": jf.url, "api_key": "wrong-key"}],
-                     databases=[{"name": "aphrodite", "dsn": dsn, "profile": "aphrodite"}])
+        cfg = pg_app("aphrodite", dsn, [{"name": "jf", "kind": "jellyfin", "url": jf.url, "api_key": "wrong-key"}])
         result = run_built(cfg, posters.build, 0.0)["aphrodite"]
     # the app's own count stands; the comparison could not run, and the reason says why without the key
     assert not result.ok and "401" in result.reason and "wrong-key" not in result.reason
@@ -88,8 +95,7 @@ def test_aphrodite_posters_and_media_server_refusing_the_key(aphrodite_db):
 def test_emby_uses_its_token_header(aphrodite_db):
     dsn, m = aphrodite_db
     with FakeJellyfin(emby=True, api_key="emby-key", items={}) as emby:
-        cfg = config(services=[{"name": "emby", "kind": "emby", "url": emby.url, "api_key": "emby-key"}],
-                     databases=[{"name": "aphrodite", "dsn": dsn, "profile": "aphrodite"}])
+        cfg = pg_app("aphrodite", dsn, [{"name": "emby", "kind": "emby", "url": emby.url, "api_key": "emby-key"}])
         result = run_built(cfg, posters.build, 0.0)["aphrodite"]
         headers = emby.requests[0][2]
     assert headers["x-emby-token"] == "emby-key" and "authorization" not in headers

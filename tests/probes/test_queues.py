@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from agent.probes import queues
-from app_helpers import config, run_built, value
+from app_helpers import config, pg_app, run_built, value
 
 
 def test_aphrodite_batch_queue(aphrodite_db):
     dsn, m = aphrodite_db
     now = m["built_at"].timestamp() + 30
-    cfg = config(databases=[{"name": "aphrodite", "dsn": dsn, "profile": "aphrodite"}])
+    cfg = pg_app("aphrodite", dsn)
     result = run_built(cfg, queues.build, now)["aphrodite"]
     assert result.ok, result.reason
     assert value(result, "caretaker_queue_length", queue="batch_jobs") == m["batch_jobs"]["queued"] == 40

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from agent.api import build_app
 from agent.config import ConfigError, parse_config
+from agent.probes.base import run_probe
 from agent.probes.presets import OUTCOMES
 from agent.probes.services import ServiceProbe
 from agent.runtime import Runtime
+from agent.state import State
 from agent.store import Store
 from fakes import (FakeAniDB, FakeAperture, FakeAphrodite, FakeJellyfin, FakeMDBList, FakeOMDb, FakeOpenAI,
                    FakeServer, FakeTMDB, FakeTrakt, FakeTsundoku)
@@ -80,23 +84,23 @@ def service(kind: str, fake: FakeServer, name: str | None = None, **fields) -> d
             **defaults, **fields}
 
 
-def run_service(tmp_path: Path, svc: dict, runs: int = 1, clock: Callable[[], float] | None = None,
+def run_service(tmp_path: Path, svc: dict, runs: int = 1, clock: Callable[[], float] = time.time,
                 between: Callable[[int], None] | None = None) -> tuple[list, Store, ServiceProbe]:
-    """Build a Runtime for one service, run its probe `runs` times (calling `between(i)` before each)."""
+    """Run one service's probe `runs` times through the probe runner (calling `between(i)` before each)."""
 
     async def main():
-        rt = Runtime(config(tmp_path, svc), **({"clock": clock} if clock else {}))
+        state = State(tmp_path / "state.db")
         try:
-            probe = next(p for p in rt.probes if isinstance(p, ServiceProbe))
-            statuses = []
-            for i in range(runs):
-                if between:
-                    between(i)
-                statuses.append(await rt.probe_once(probe))
-            rt.exporter.refresh()
-            return statuses, rt.store, probe
+            async with httpx.AsyncClient() as http:
+                probe = ServiceProbe(config(tmp_path, svc).services[0], http, clock, state)
+                store, statuses = Store(), []
+                for i in range(runs):
+                    if between:
+                        between(i)
+                    statuses.append(await run_probe(probe, store, clock))
+                return statuses, store, probe
         finally:
-            await rt.close()
+            state.close()
 
     return asyncio.run(main())
 
@@ -141,9 +145,8 @@ def test_kind_in_mode(tmp_path: Path, kind: str, mode: str) -> None:
     assert value(store, "error_ratio", service=kind) == (0 if expected == "ok" else 1)
     judged = credentials and expected in ("ok", "auth_error")
     assert value(store, "auth_valid", service=kind) == ((1 if expected == "ok" else 0) if judged else None)
-    answered = mode not in ("slow", "stopped")
-    assert (value(store, "response_seconds", service=kind) or 0) > 0 if answered else \
-        value(store, "response_seconds", service=kind) is None
+    seconds = value(store, "response_seconds", service=kind)
+    assert seconds > 0 if mode not in ("slow", "stopped") else seconds is None
     if mode == "good":
         assert status.reason == ""
     elif mode == "bad_key" and credentials:
@@ -290,7 +293,8 @@ def test_error_ratio_over_the_window(tmp_path: Path) -> None:
                 await rt.close()
 
         store = asyncio.run(main())
-    # T0 ok, T0 bad → 1/2; T0+600 ok → 1/3; at T0+960 the T0 pair left the 15 min window: ok → 0, then down → 1/3
+    # T0 ok, T0 bad → 1/2; T0+600 ok → 1/3; at T0+960 the T0 pair has left the 15 min window: ok → 0,
+    # then down → 1/3
     assert ratios == [0, 0.5, pytest.approx(1 / 3), 0, pytest.approx(1 / 3)]
     counts = series(store, "requests_total", service="omdb")
     assert {dict(k)["outcome"]: v for k, v in counts.items()} == {
@@ -377,6 +381,7 @@ SECRETS = {"omdb": "omdbSECRET4242", "mdblist": "mdblSECRET4242", "tmdb": "tmdbS
 @pytest.mark.parametrize("kind", sorted(SECRETS))
 def test_secrets_never_in_reason_summary_metrics_or_logs(tmp_path: Path, caplog, kind: str) -> None:
     caplog.set_level(logging.DEBUG)  # the most talkative setting: httpx logs every request URL at INFO
+    caplog.set_level(logging.DEBUG, logger="httpx")  # even where setup_logging turned it down before
     secret = SECRETS[kind]
     factory = {"omdb": lambda: FakeOMDb(api_key=secret), "mdblist": lambda: FakeMDBList(api_key=secret),
                "tmdb": lambda: FakeTMDB(api_key=secret), "openai": lambda: FakeOpenAI(api_key=secret),
@@ -477,10 +482,12 @@ def test_exported_series_render(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("svc, message", [
-    ({"name": "jf", "kind": "jellyfin", "url": "http://jf:8096"}, "services[0]: Value error, api_key: required for kind jellyfin"),
+    ({"name": "jf", "kind": "jellyfin", "url": "http://jf:8096"},
+     "services[0]: Value error, api_key: required for kind jellyfin"),
     ({"name": "jf", "kind": "jellyfin"}, "services[0]: Value error, url, api_key: required for kind jellyfin"),
     ({"name": "o", "kind": "omdb"}, "services[0]: Value error, api_key: required for kind omdb"),
-    ({"name": "a", "kind": "anidb", "client": "c"}, "services[0]: Value error, client_version: required for kind anidb"),
+    ({"name": "a", "kind": "anidb", "client": "c"},
+     "services[0]: Value error, client_version: required for kind anidb"),
     ({"name": "w", "kind": "http"}, "services[0]: Value error, url: required for kind http"),
     ({"name": "w", "kind": "aperture", "url": "aperture:3456"},
      "services[0]: Value error, url: must start with http:// or https:// and name a host"),
@@ -494,3 +501,15 @@ def test_config_errors_name_the_field(svc: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config({"services": [svc]})
     assert err.value.errors == [message]
+
+
+def test_example_config_is_valid(monkeypatch, tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "examples" / "services.yaml").read_text()
+    (tmp_path / "caretaker").write_text("admin")
+    (tmp_path / "openai").write_text("sk-x")
+    for var in ("JELLYFIN_API_KEY", "TMDB_TOKEN", "OMDB_API_KEY", "MDBLIST_API_KEY", "TRAKT_CLIENT_ID"):
+        monkeypatch.setenv(var, "x")
+    cfg = parse_config(yaml.safe_load(text.replace("/run/secrets/", f"{tmp_path}/")))
+    assert {s.kind for s in cfg.services} == set(KINDS) - {"emby"}  # emby is commented out
+    probes = {p.target: p for p in (ServiceProbe(s, http=None) for s in cfg.services)}
+    assert probes["anidb"].interval == 6 * 3600 and probes["tmdb"].interval == 300
