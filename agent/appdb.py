@@ -14,6 +14,7 @@ import asyncio
 import re
 import sqlite3
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -71,8 +72,12 @@ class _PgSession:
 
 
 class _SqliteSession:
+    """Blocking sqlite3 calls on one dedicated worker thread. Closing is queued on that same thread, so
+    the connection is never closed while an interrupted statement still runs in it (a segfault)."""
+
     def __init__(self, path: Path, busy_timeout: float):
         uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="caretaker-sqlite")
         self.conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None,
                                     check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
@@ -83,10 +88,14 @@ class _SqliteSession:
 
     async def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
         try:
-            return await asyncio.to_thread(self._run, query, params)
+            return await asyncio.get_running_loop().run_in_executor(self._worker, self._run, query, params)
         except asyncio.CancelledError:
             self.conn.interrupt()  # the worker thread would otherwise read on after the probe's timeout
             raise
+
+    def close(self) -> None:
+        self._worker.submit(self.conn.close)
+        self._worker.shutdown(wait=False)
 
 
 @asynccontextmanager
@@ -105,7 +114,7 @@ async def open_app_db(entry: DatabaseConfig | SQLiteConfig) -> AsyncIterator[Ses
     try:
         yield session
     finally:
-        session.conn.close()
+        session.close()
 
 
 def describe_db_error(exc: BaseException) -> str:

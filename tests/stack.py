@@ -70,6 +70,8 @@ class LibraryJellyfin(FakeJellyfin):
 
 @dataclass
 class Stack:
+    """A running stack: `config` watches all of it; the manifests say what the builders planted."""
+
     config: dict
     aperture_dsn: str
     aperture_manifest: dict

@@ -54,7 +54,8 @@ def expected_faults(stack, started: float, finished: float) -> dict[tuple[str, t
     # Aphrodite: failed processing jobs (plus at most each schedule's one failed execution), overdue
     # badge-sync, two stuck processing runs, the batch queue's oldest item 20 min old, posters without URL.
     failed = aph["processing_jobs"]["failed"]
-    faults[key("FailedJobsHigh", app="aphrodite")] = (failed, failed + sum(s["failed"] for s in aph["schedules"].values()))
+    schedule_failures = sum(s["failed"] for s in aph["schedules"].values())
+    faults[key("FailedJobsHigh", app="aphrodite")] = (failed, failed + schedule_failures)
     faults[key("JobErrorRateHigh", app="aphrodite")] = (0.05, 1.0)
     for job in aph["overdue_schedules"]:
         faults[key("JobOverdue", app="aphrodite", job=job)] = (1.0, float("inf"))

@@ -67,15 +67,16 @@ def test_backup_task_then_verifies_and_silences_while_it_runs(tmp_path, tsundoku
 
 def test_service_starts_a_due_task(tmp_path, tsundoku_db):
     db_path, _, _ = tsundoku_db
-    shift = (60 - time.time() % 60) - 0.3  # the agent's clock says a minute boundary is 0.3 s away
+    shift = {"seconds": 0.0}
 
     async def main():
-        rt = runtime(tmp_path, clock=lambda: time.time() + shift,
+        rt = runtime(tmp_path, clock=lambda: time.time() + shift["seconds"],
                      maintenance={"tasks": {"backup": {"enabled": False}, "vacuum": {"enabled": False},
                                             "posters": {"enabled": False},
                                             "minutely": {"action": "backup", "schedule": "* * * * *"}}},
                      **sections(db_path, tmp_path))
         stop = asyncio.Event()
+        shift["seconds"] = (60 - time.time() % 60) - 0.3  # the agent's clock: a minute boundary 0.3 s away
         service = asyncio.create_task(rt.calendar.service(stop))
         try:
             for _ in range(200):

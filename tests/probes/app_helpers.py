@@ -46,3 +46,11 @@ def value(result: ProbeResult, name: str, **labels: str) -> float | None:
 def pg_app(name: str, dsn: str, services: list[dict] | None = None, **app: Any) -> Config:
     """A config with one PostgreSQL entry named after its built-in profile, with `app:` settings."""
     return config(services=services or [], databases=[{"name": name, "dsn": dsn, "profile": name, "app": app}])
+
+
+def run_on(db: tuple[str, dict], name: str, build: Callable, offset: float = 60.0) -> tuple[ProbeResult, dict, float]:
+    """(result, manifest, now) of `build`'s probe for a fixture database (dsn, manifest) of the built-in
+    profile `name`, run `offset` seconds after the fixture was built."""
+    dsn, manifest = db
+    now = manifest["built_at"].timestamp() + offset
+    return run_built(pg_app(name, dsn), build, now)[name], manifest, now

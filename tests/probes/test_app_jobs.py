@@ -12,16 +12,14 @@ import pytest
 from agent.config import AppProbesConfig
 from agent.probes import app_jobs
 from agent.probes.app_jobs import Run, judge_runs, stuck_limit
-from app_helpers import config, pg_app, run_built, value, values
+from app_helpers import config, pg_app, run_built, run_on, value, values
 from fakes import FakeAperture
 
 OVERDUE = "caretaker_job_overdue_seconds"
 
 
 def test_aperture_freshness_and_failures(aperture_db):
-    dsn, m = aperture_db
-    now = m["built_at"].timestamp() + 60
-    result = run_built(pg_app("aperture", dsn), app_jobs.build, now)["aperture"]
+    result, m, _ = run_on(aperture_db, "aperture", app_jobs.build)
     assert result.ok, result.reason
     overdue = values(result, OVERDUE, "job")
     # library-build is manual (no series), top-picks disabled (nothing at all)
@@ -64,10 +62,7 @@ def test_aperture_stuck_jobs_from_its_api(aperture_db):
 
 
 def test_aphrodite_schedules_failures_and_stuck_processing(aphrodite_db):
-    dsn, m = aphrodite_db
-    now = m["built_at"].timestamp() + 60
-    cfg = pg_app("aphrodite", dsn)
-    result = run_built(cfg, app_jobs.build, now)["aphrodite"]
+    result, m, _ = run_on(aphrodite_db, "aphrodite", app_jobs.build)
     assert result.ok, result.reason
     overdue = values(result, OVERDUE, "job")
     assert set(overdue) == {"poster-refresh", "badge-sync", "library-scan"}  # weekly-cleanup is disabled
@@ -75,7 +70,7 @@ def test_aphrodite_schedules_failures_and_stuck_processing(aphrodite_db):
     # 150 failed processing jobs and the hourly library-scan's failed execution, 6 hours ago
     assert value(result, "caretaker_jobs_failed", app="aphrodite") == m["processing_jobs"]["failed"] + 1 == 151
     since = m["built_at"] - timedelta(seconds=86400 - 60)
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(aphrodite_db[0]) as conn:
         finished = sum(conn.execute(f"SELECT count(*) FROM {t} WHERE status IN ('completed', 'failed', 'cancelled') "
                                     "AND completed_at >= %s", (since,)).fetchone()[0]
                        for t in ("processing_jobs", "schedule_executions", "batch_jobs"))

@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 
 from agent.probes import queues
-from app_helpers import config, pg_app, run_built, value
+from app_helpers import config, run_built, run_on, value
 
 
 def test_aphrodite_batch_queue(aphrodite_db):
-    dsn, m = aphrodite_db
-    now = m["built_at"].timestamp() + 30
-    cfg = pg_app("aphrodite", dsn)
-    result = run_built(cfg, queues.build, now)["aphrodite"]
+    result, m, now = run_on(aphrodite_db, "aphrodite", queues.build, offset=30)
     assert result.ok, result.reason
     assert value(result, "caretaker_queue_length", queue="batch_jobs") == m["batch_jobs"]["queued"] == 40
     oldest = now - m["batch_jobs"]["oldest_queued_at"].timestamp()
