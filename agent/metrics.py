@@ -71,11 +71,11 @@ _TABLE: dict[str, MetricSpec] = {
     "sqlite_integrity_errors": _g("Rows reported by PRAGMA quick_check other than 'ok'.", "database"),
     "sqlite_freelist_ratio": _g("freelist_count / page_count: the share of unused pages.", "database"),
     # jobs
-    "job_last_success_timestamp_seconds": _g("Unix time the job last finished successfully.", "app", "job"),
-    "job_last_duration_seconds": _g("Duration of the job's last finished run in seconds.", "app", "job"),
-    "job_overdue_seconds": _g("Seconds past the job's due time plus grace; 0 when on time.", "app", "job"),
-    "job_running_seconds": _g("Seconds the job's current run has been running.", "app", "job"),
-    "job_stuck": _g("1 when the job's current run is past its limit.", "app", "job"),
+    "job_last_success_timestamp_seconds": _g("Unix time the job last finished successfully.", "app", "job_name"),
+    "job_last_duration_seconds": _g("Duration of the job's last finished run in seconds.", "app", "job_name"),
+    "job_overdue_seconds": _g("Seconds past the job's due time plus grace; 0 when on time.", "app", "job_name"),
+    "job_running_seconds": _g("Seconds the job's current run has been running.", "app", "job_name"),
+    "job_stuck": _g("1 when the job's current run is past its limit.", "app", "job_name"),
     "jobs_failed": _g("Failed job runs within the failure window (default 24h).", "app"),
     "job_error_ratio": _g("Failed / finished job runs within the failure window.", "app"),
     # queues

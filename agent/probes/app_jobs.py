@@ -1,10 +1,10 @@
 """App jobs probe: freshness, failures and stuck runs of an app's jobs, read through its profile.
 
 Series (DESIGN.md §6 "jobs"), all with `app` = the database/sqlite entry's name:
-`caretaker_job_last_success_timestamp_seconds{job}`, `caretaker_job_last_duration_seconds{job}`,
-`caretaker_job_overdue_seconds{job}` (Healthchecks semantics, agent/freshness.py; absent for manual jobs;
+`caretaker_job_last_success_timestamp_seconds{job_name}`, `caretaker_job_last_duration_seconds{job_name}`,
+`caretaker_job_overdue_seconds{job_name}` (Healthchecks semantics, agent/freshness.py; absent for manual jobs;
 disabled jobs export nothing), `caretaker_jobs_failed` and `caretaker_job_error_ratio` (runs finished in
-`app.failure_window`), `caretaker_job_running_seconds{job}` and `caretaker_job_stuck{job}` for jobs with a
+`app.failure_window`), `caretaker_job_running_seconds{job_name}` and `caretaker_job_stuck{job_name}` for jobs with a
 run in progress — from the profile's `running` SQL and, for apps that keep running jobs in memory
 (Aperture), its `api.running_jobs` call. A run is stuck past its job's limit (`stuck_limit`).
 """
@@ -80,7 +80,7 @@ def freshness_samples(app: str, rows: list[dict], section: JobsSection, settings
         except (ScheduleError, ValueError) as exc:
             problems.append(f"job {job}: {exc}")
             continue
-        labels = {"app": app, "job": job}
+        labels = {"app": app, "job_name": job}
         if last is not None:
             samples.append(sample("caretaker_job_last_success_timestamp_seconds", last, **labels))
         if row.get("last_duration_seconds") is not None:
@@ -145,8 +145,8 @@ def running_samples(app: str, verdicts: list[RunVerdict]) -> list[Sample]:
         stuck[v.run.job] = stuck.get(v.run.job, False) or v.stuck
     out = []
     for job in sorted(longest):
-        out.append(sample("caretaker_job_running_seconds", longest[job], app=app, job=job))
-        out.append(sample("caretaker_job_stuck", 1 if stuck[job] else 0, app=app, job=job))
+        out.append(sample("caretaker_job_running_seconds", longest[job], app=app, job_name=job))
+        out.append(sample("caretaker_job_stuck", 1 if stuck[job] else 0, app=app, job_name=job))
     return out
 
 

@@ -8,7 +8,7 @@ complete has no known last success; its due time then counts from that run's end
 it), and the failure shows in `caretaker_jobs_failed`. Daily and weekly triggers run in the server's local
 time: the service's `timezone`. Tasks with no schedulable trigger are manual; hidden tasks are skipped.
 
-Series, with `app` = the service name and `job` = the task's Key (stable; Names are translated):
+Series, with `app` = the service name and `job_name` = the task's Key (stable; Names are translated):
 `caretaker_job_last_success_timestamp_seconds`, `caretaker_job_last_duration_seconds`,
 `caretaker_job_overdue_seconds` (grace 1h), and `caretaker_jobs_failed` / `caretaker_job_error_ratio`
 over the tasks whose last run ended in the last 24 h (Failed and Aborted count as failed).
@@ -61,7 +61,7 @@ def task_samples(app: str, tasks: list[dict[str, Any]], tz: str, now: float) -> 
         if task.get("IsHidden"):
             continue
         job = str(task.get("Key") or task.get("Name"))
-        labels = {"app": app, "job": job}
+        labels = {"app": app, "job_name": job}
         result = task.get("LastExecutionResult") or {}
         start, end = to_epoch(result.get("StartTimeUtc")), to_epoch(result.get("EndTimeUtc"))
         ok = result.get("Status") == "Completed"

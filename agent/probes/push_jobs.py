@@ -4,9 +4,9 @@ Healthchecks semantics (hc/api/models.py `Check.ping`, `get_status`): a success 
 and, when a start ping came before it (within 72 h), the duration; a fail ping ends a run without a
 success; a start ping with no end yet is a run in progress, stuck once older than the job's `max_runtime`
 (Healthchecks: its `grace`). Series, with `app` = the job's `app` (default "cron"):
-`caretaker_job_last_success_timestamp_seconds{job}`, `caretaker_job_last_duration_seconds{job}`,
-`caretaker_job_overdue_seconds{job}` (against its cron `schedule` in `timezone`, or its `period`; 0 for a
-job that never succeeded), `caretaker_job_running_seconds{job}` / `caretaker_job_stuck{job}` while a run
+`caretaker_job_last_success_timestamp_seconds{job_name}`, `caretaker_job_last_duration_seconds{job_name}`,
+`caretaker_job_overdue_seconds{job_name}` (against its cron `schedule` in `timezone`, or its `period`; 0 for a
+job that never succeeded), `caretaker_job_running_seconds{job_name}` / `caretaker_job_stuck{job_name}` while a run
 is open, and `caretaker_jobs_failed` / `caretaker_job_error_ratio` over the last 24 h.
 """
 
@@ -62,7 +62,7 @@ def job_schedule(job: PushJobConfig) -> Schedule:
 
 def job_samples(job: PushJobConfig, status: PushStatus, now: float) -> tuple[list[Sample], str]:
     """Samples of one job, and a word for the summary ("" when all is well)."""
-    labels = {"app": job.app, "job": job.name}
+    labels = {"app": job.app, "job_name": job.name}
     samples = []
     if status.last_success is not None:
         samples.append(sample("caretaker_job_last_success_timestamp_seconds", status.last_success, **labels))

@@ -166,6 +166,9 @@ def describe(t: Transition) -> str:
         return f"alert {name} pending: {condition}, firing after {format_value('seconds', rule.for_)}"
     if t.kind == "firing":
         return f"alert {name} firing: {condition}"
+    if t.kind == "inactive":
+        return f"alert {name} inactive: value {value} no longer {rule.op} " \
+               f"{format_value(rule.unit, rule.threshold)} after {format_value('seconds', t.at - t.since)} pending"
     clear = rule.threshold if rule.clear is None else rule.clear
     return f"alert {name} {t.kind}: value {value} (fires {rule.op} {format_value(rule.unit, rule.threshold)}, " \
            f"holds while {rule.op} {format_value(rule.unit, clear)})"
