@@ -15,7 +15,7 @@ from agent.store import ProbeStatus, Store
 @dataclass(frozen=True)
 class Fault:
     alert: str
-    labels: str  # "app=aperture, job=sync-series", as the table shows them
+    labels: str  # "app=aperture, job_name=sync-series", as the table shows them
     value: str  # in the rule's unit: "20m20s", "12.5%"
     threshold: str  # "> 10m"
     label_pairs: Labels = ()  # the same, as data (`caretaker check --json`)

@@ -78,9 +78,13 @@ def list_actions(config: Optional[Path] = ConfigOption) -> None:
 async def _run(cfg, name: str, target: Optional[str], params: dict[str, Any], yes: bool, dry_run: bool) -> int:
     from agent.actions.base import ActionError
     from agent.cli import console
+    from agent.config import ConfigError
     from agent.runtime import Runtime
 
-    rt = Runtime(cfg, alerting=False)
+    try:
+        rt = Runtime(cfg, alerting=False)
+    except ConfigError as exc:
+        _fail("; ".join(exc.errors), 2)
     try:
         runner = rt.actions
         try:

@@ -420,7 +420,18 @@ def _known_actions(names: list[str], field: str) -> None:
 
     unknown = sorted(set(names) - set(ACTIONS))
     if unknown:
-        raise ValueError(f"{field}: unknown action(s) {', '.join(unknown)}; known: {', '.join(sorted(ACTIONS))}")
+        where = f"{field}: " if field else ""
+        raise ValueError(f"{where}unknown action(s) {', '.join(unknown)}; known: {', '.join(sorted(ACTIONS))}")
+
+
+def _known_params(action: str, params: dict[str, Any], field: str) -> None:
+    """Raise ValueError naming `field.key` when `params` do not fit the action's parameters."""
+    from agent.actions import ACTIONS
+
+    try:
+        ACTIONS[action].Params.model_validate(params)
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{field}.{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors())) from None
 
 
 def _cron(value: str | None) -> str | None:
@@ -499,6 +510,7 @@ class MaintenanceConfig(Base):
             if task.action is None or task.schedule is None:
                 raise ValueError(f"tasks.{name}: action and schedule are required for a new task")
             _known_actions([task.action, *task.then], f"tasks.{name}")
+            _known_params(task.action, task.params, f"tasks.{name}.params")
         return self
 
 
@@ -519,7 +531,7 @@ class RemediationPolicy(Base):
     @classmethod
     def _action_known(cls, value: str | None) -> str | None:
         if value is not None:
-            _known_actions([value], "action")
+            _known_actions([value], "")
         return value
 
 
@@ -596,6 +608,7 @@ class Config(Base):
                 raise ValueError(f"{name}: unknown rule name")
             if policy.action is None and rules[name].remediation is None:
                 raise ValueError(f"{name}.action: required, the rule has no default remediation")
+            _known_params(policy.action or rules[name].remediation.action, policy.params, f"{name}.params")
         return policies
 
 

@@ -246,33 +246,42 @@ def _database() -> Rows:
         ("Size and growth", [
             graph("Database size", [Target(sel("caretaker_postgres_database_size_bytes"), "{{database}}"),
                                     Target(sel("caretaker_sqlite_size_bytes"), "{{database}} (SQLite)")],
-                  units.BytesIEC, no_limits(), span=8),
+                  units.BytesIEC, no_limits(), span=6),
             graph("Growth per day", [Target(f'deriv({sel("caretaker_postgres_database_size_bytes")}[6h]) * 86400',
                                             "{{database}}")], units.BytesIEC,
-                  no_limits("Linear fit over the last 6 hours, scaled to a day."), span=8),
+                  no_limits("Linear fit over the last 6 hours, scaled to a day."), span=6),
             graph("Largest relations", [Target(f'topk(10, {sel("caretaker_postgres_relation_size_bytes")})',
-                                               "{{database}}.{{relation}}")], units.BytesIEC, no_limits(), span=8),
+                                               "{{database}}.{{relation}}")], units.BytesIEC, no_limits(), span=6),
+            graph("User tables", [Target(sel("caretaker_postgres_tables"), "{{database}}")], units.Short,
+                  no_limits("Rows of pg_stat_user_tables: a step is a migration, or tables dropped by hand."),
+                  span=6),
         ]),
         ("Vacuum", [
             rule_graph("Dead tuple ratio", "PostgresDeadTuplesHigh",
                        f'topk(10, {sel("caretaker_postgres_dead_tuple_ratio")})', "{{database}}.{{relation}}",
-                       span=8),
+                       span=6),
             graph("Dead tuples", [Target(f'topk(10, {sel("caretaker_postgres_dead_tuples")})',
                                          "{{database}}.{{relation}}")], units.Short,
-                  limits("PostgresDeadTuplesHigh", also=0), span=8),
+                  limits("PostgresDeadTuplesHigh", also=0), span=6),
             graph("Time since last vacuum", [Target(
                 f'topk(10, time() - {sel("caretaker_postgres_last_vacuum_timestamp_seconds")})',
-                "{{database}}.{{relation}}")], units.Seconds, no_limits("Manual or auto VACUUM."), span=8),
+                "{{database}}.{{relation}}")], units.Seconds, no_limits("Manual or auto VACUUM."), span=6),
+            graph("SQLite free pages", [Target(sel("caretaker_sqlite_freelist_ratio"), "{{database}}")],
+                  units.PercentUnit, no_limits("freelist_count / page_count: space only VACUUM gives back to the "
+                                               "file system."), span=6, ratio=True),
         ]),
         ("Integrity", [
             rule_stat("amcheck findings", "PostgresIntegrityError", sel("caretaker_postgres_integrity_errors"),
-                      "{{database}}", span=6),
+                      "{{database}}"),
             rule_stat("SQLite quick_check findings", "SQLiteIntegrityError", sel("caretaker_sqlite_integrity_errors"),
-                      "{{database}}", span=6),
+                      "{{database}}"),
             rule_stat("Invalid indexes", "PostgresInvalidIndex", sel("caretaker_postgres_invalid_indexes"),
-                      "{{database}}", span=6),
+                      "{{database}}"),
             stat_panel("Last amcheck run", f'time() - {sel("caretaker_postgres_integrity_check_timestamp_seconds")}',
                        units.Seconds, no_limits("Age of the last finished amcheck run."), "{{database}}", span=6),
+            stat_panel("amcheck run time", sel("caretaker_postgres_integrity_check_duration_seconds"), units.Seconds,
+                       no_limits("Duration of the last amcheck run; it grows with the database."), "{{database}}",
+                       span=6),
         ]),
         ("Backups", [
             rule_stat("Newest backup age", "BackupStale",
@@ -297,17 +306,17 @@ def _database() -> Rows:
 def _jobs() -> Rows:
     return [
         ("Freshness", [
-            rule_graph("Overdue", "JobOverdue", sel("caretaker_job_overdue_seconds"), "{{app}} {{job}}"),
+            rule_graph("Overdue", "JobOverdue", sel("caretaker_job_overdue_seconds"), "{{app}} {{job_name}}"),
             graph("Time since last success", [Target(
-                f'time() - {sel("caretaker_job_last_success_timestamp_seconds")}', "{{app}} {{job}}")],
+                f'time() - {sel("caretaker_job_last_success_timestamp_seconds")}', "{{app}} {{job_name}}")],
                 units.Seconds, no_limits()),
-            graph("Last run duration", [Target(sel("caretaker_job_last_duration_seconds"), "{{app}} {{job}}")],
+            graph("Last run duration", [Target(sel("caretaker_job_last_duration_seconds"), "{{app}} {{job_name}}")],
                   units.Seconds, no_limits()),
-            graph("Running for", [Target(sel("caretaker_job_running_seconds"), "{{app}} {{job}}")], units.Seconds,
+            graph("Running for", [Target(sel("caretaker_job_running_seconds"), "{{app}} {{job_name}}")], units.Seconds,
                   no_limits("Runs in progress; a run past its limit counts as stuck.")),
         ]),
         ("Failures", [
-            rule_stat("Stuck", "JobStuck", sel("caretaker_job_stuck"), "{{app}} {{job}}", span=8),
+            rule_stat("Stuck", "JobStuck", sel("caretaker_job_stuck"), "{{app}} {{job_name}}", span=8),
             rule_graph("Failed runs in the window", "FailedJobsHigh", sel("caretaker_jobs_failed"), "{{app}}",
                        span=8),
             rule_graph("Job error ratio", "JobErrorRateHigh", sel("caretaker_job_error_ratio"), "{{app}}", span=8),
@@ -321,6 +330,15 @@ def _jobs() -> Rows:
         ("Content", [
             rule_graph("Items without a usable poster", "PostersMissing", sel("caretaker_posters_missing"),
                        "{{app}} {{kind}}", span=24),
+        ]),
+        ("Logs", [
+            graph("Log lines per second by level", [Target(
+                f'sum by (app, level) (rate({sel("caretaker_log_lines_total")}[5m]))', "{{app}} {{level}}")],
+                units.CountsPerSecond, no_limits("error, warning, info, debug, and other (no level: stack traces)."),
+                span=12),
+            graph("Log error ratio", [Target(sel("caretaker_log_error_ratio"), "{{app}}")], units.PercentUnit,
+                  no_limits("Error lines / lines with a level, over the logs probe's window."), span=12,
+                  ratio=True),
         ]),
     ]
 

@@ -169,6 +169,13 @@ def test_jellyfin_items_paging_and_images(jf: FakeJellyfin) -> None:
     assert httpx.head(img).status_code == 200
     assert httpx.get(f"{jf.url}/Items/{page2['Items'][0]['Id']}/Images/Primary").status_code == 404
     assert httpx.head(f"{jf.url}/Items/{'f' * 32}/Images/Primary").status_code == 404
+    # Items are read live on every request: a test may change a tag or the whole library between pages.
+    jf.items[movie["Id"]]["Primary"] = "fresh-tag"
+    again = httpx.get(f"{jf.url}/Items", headers=MB, params={**q, "StartIndex": 0}).json()
+    assert again["Items"][0]["ImageTags"] == {"Primary": "fresh-tag"}
+    jf.items = {}
+    assert httpx.get(f"{jf.url}/Items", headers=MB, params=q).json()["TotalRecordCount"] == 0
+    assert httpx.get(img).status_code == 404
 
 
 # -- metadata APIs ---------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def post(client, path: str, token: str | None = None):
 
 
 def series(rt, name: str) -> dict[str, float]:
-    return {s.label("job") or s.label("app"): s.value for s in rt.store.series(name)}
+    return {s.label("job_name") or s.label("app"): s.value for s in rt.store.series(name)}
 
 
 def test_auth(agent):

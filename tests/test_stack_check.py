@@ -40,7 +40,7 @@ def expected_faults(stack, started: float, finished: float) -> dict[tuple[str, t
     faults[key("FailedJobsHigh", app="aperture")] = exactly(ap["failed_last_24h"])
     faults[key("JobErrorRateHigh", app="aperture")] = exactly(ap["failed_last_24h"] / ap["job_runs_last_24h"])
     for job in ap["overdue_jobs"]:
-        faults[key("JobOverdue", app="aperture", job=job)] = (1.0, float("inf"))
+        faults[key("JobOverdue", app="aperture", job_name=job)] = (1.0, float("inf"))
     faults[key("PostgresInvalidIndex", database="aperture")] = exactly(len(ap["invalid_indexes"]))
     movies = (len(ap["missing_poster_movie_ids"]) + len(ap["stale_poster_movie_ids"])
               + len(ap["jellyfin_missing_image_movie_ids"]))
@@ -58,9 +58,9 @@ def expected_faults(stack, started: float, finished: float) -> dict[tuple[str, t
     faults[key("FailedJobsHigh", app="aphrodite")] = (failed, failed + schedule_failures)
     faults[key("JobErrorRateHigh", app="aphrodite")] = (0.05, 1.0)
     for job in aph["overdue_schedules"]:
-        faults[key("JobOverdue", app="aphrodite", job=job)] = (1.0, float("inf"))
+        faults[key("JobOverdue", app="aphrodite", job_name=job)] = (1.0, float("inf"))
     for job in APHRODITE_STUCK_JOB_TYPES:
-        faults[key("JobStuck", app="aphrodite", job=job)] = exactly(1)
+        faults[key("JobStuck", app="aphrodite", job_name=job)] = exactly(1)
     oldest = aph["batch_jobs"]["oldest_queued_at"].timestamp()
     faults[key("QueueTimeHigh", app="aphrodite", queue="batch_jobs")] = (started - oldest - 1, finished - oldest + 1)
     kinds = [aphrodite_kind(g) for g in aph["missing_poster_media_ids"]]
@@ -68,7 +68,7 @@ def expected_faults(stack, started: float, finished: float) -> dict[tuple[str, t
         faults[key("PostersMissing", app="aphrodite", kind=kind)] = exactly(kinds.count(kind))
     # Tsundoku: runs left `running` by a crash (one series per job).
     if ts["stuck_run_ids"]:
-        faults[key("JobStuck", app="tsundoku", job="series-refresh")] = exactly(1)
+        faults[key("JobStuck", app="tsundoku", job_name="series-refresh")] = exactly(1)
     return faults
 
 

@@ -3,10 +3,10 @@
 
 - ``GET /api/v1/actions``: every action with its description, destructive flag, targets, params schema.
 - ``POST /api/v1/actions/{name}`` ``{dry_run, confirm, params, target}``: 202 ``{"triggered": true,
-  "run_id"}``; a dry run answers 200 with the plan; 409 ``{"triggered": false, "reason": "running",
-  "run_id"}`` while a run of the same action and target holds the lock; 404 unknown action or target,
-  400 bad params or a destructive action without ``confirm: true``, 409 a failed precondition — each with
-  a `reason`.
+  "run_id"}``; a dry run answers 200 with the plan (502 when the target could not be read); 409
+  ``{"triggered": false, "reason": "running", "run_id"}`` while a run of the same action and target holds
+  the lock; 404 unknown action or target, 400 bad params or a destructive action without ``confirm:
+  true``, 409 a failed precondition — each with a `reason`.
 - ``GET /api/v1/actions/runs`` (newest first, ``?action=&limit=``) and ``GET /api/v1/actions/runs/{id}``:
   the audit record, with progress (done/total) while the run goes on.
 - ``POST /api/v1/alertmanager``: Alertmanager's webhook (payload version 4); each firing alert whose
@@ -87,7 +87,9 @@ async def trigger(request: Request, name: str, body: ActionRequest) -> JSONRespo
         return JSONResponse({"triggered": False, "reason": exc.reason}, exc.status)
     if not started["triggered"]:
         return JSONResponse(started, 409)
-    return JSONResponse(started, 200 if body.dry_run else 202)
+    if body.dry_run:  # the plan is made now: a refusal or a failure to read the target shows in the status
+        return JSONResponse(started, {"planned": 200, "refused": 409}.get(started["outcome"], 502))
+    return JSONResponse(started, 202)
 
 
 @router.post("/alertmanager", dependencies=[Depends(admin_write)])

@@ -69,7 +69,7 @@ class ClearStuckJobs(Action):
                 if entry_of(t) is not None and load_profile(t.profile).jobs is not None and any(_means(t))}
 
     def alert_params(self, labels: dict[str, str]) -> dict[str, Any]:
-        return {"job": labels["job"]} if labels.get("job") else {}
+        return {"job": labels["job_name"]} if labels.get("job_name") else {}
 
     async def plan(self, ctx: Context) -> dict[str, Any]:
         t, p = ctx.target, ctx.params

@@ -15,7 +15,6 @@ import os
 import shutil
 import stat
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ByteSize

@@ -64,14 +64,18 @@ class Reindex(Action):
     def targets(self, config: Config) -> dict[str, Target]:
         return postgres_targets(config)
 
+    async def check(self, ctx: Context) -> None:
+        if not ctx.params.indexes:
+            return
+        async with session(ctx, read_only=True) as conn:
+            found = {_label(r["schema"], r["name"]) for r in await (await conn.execute(INVALID_SQL)).fetchall()}
+        if missing := set(ctx.params.indexes) - found:
+            raise ActionError(f"params.indexes: not invalid indexes in {ctx.target.name}: {', '.join(sorted(missing))}")
+
     async def plan(self, ctx: Context) -> dict[str, Any]:
         async with session(ctx, read_only=True) as conn:
             rows = await (await conn.execute(INVALID_SQL)).fetchall()
             wanted = set(ctx.params.indexes)
-            found = {_label(r["schema"], r["name"]) for r in rows}
-            if wanted - found:
-                raise ActionError(f"params.indexes: not invalid indexes in {ctx.target.name}: "
-                                  f"{', '.join(sorted(wanted - found))}")
             return {"indexes": [
                 {"schema": r["schema"], "name": r["name"], "index": _label(r["schema"], r["name"]),
                  "table": r["table_name"],

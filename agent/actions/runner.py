@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,8 +116,8 @@ class ActionRunner:
 
         Returns ``{"triggered": true, "run_id"}``, or ``{"triggered": false, "reason": "running", "run_id"}``
         when a run of the same action and target holds the lock. A dry run finishes before returning
-        (``{"triggered": true, "run_id", "plan"}``). Raises Refused when a precondition fails (the refusal
-        is audited)."""
+        (``{"triggered": true, "run_id", "outcome", "plan", "error"}``). Raises ActionError when the action's
+        check refuses (Refused, 409, for a precondition; 400 for a bad param); the refusal is audited."""
         if trigger not in TRIGGERS:
             raise ValueError(f"trigger must be one of {TRIGGERS}")
         run_id, holder = self._begin(prep, trigger, who, alert)
@@ -192,7 +191,7 @@ class ActionRunner:
                     outcome = "succeeded"
         except ActionFailed as exc:
             outcome, result, error = "failed", exc.result, exc.reason
-        except Refused as exc:
+        except ActionError as exc:
             outcome, error = "refused", exc.reason
         except asyncio.CancelledError:
             outcome, error = "cancelled", CANCELLED

@@ -11,6 +11,7 @@ where value() is the raw sample, or its `age` (now − v, for *_timestamp_second
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
 from importlib import resources
@@ -127,9 +128,14 @@ def rule_metrics(rule: Rule) -> list[str]:
 
 
 def default_rules() -> list[Rule]:
-    """The default rules of DESIGN.md §7, from ``agent/rules/defaults.yaml``."""
+    """The default rules of DESIGN.md §7, from ``agent/rules/defaults.yaml`` (parsed once per process)."""
+    return list(_default_rules())
+
+
+@functools.cache
+def _default_rules() -> tuple[Rule, ...]:
     text = resources.files("agent.rules").joinpath("defaults.yaml").read_text(encoding="utf-8")
-    rules = [Rule.model_validate(item) for item in yaml.safe_load(text)]
+    rules = tuple(Rule.model_validate(item) for item in yaml.safe_load(text))
     for rule in rules:
         for metric in rule_metrics(rule):
             if metric not in METRICS:

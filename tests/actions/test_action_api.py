@@ -29,7 +29,12 @@ def client(rt) -> httpx.AsyncClient:
 
 def test_auth_401_403_and_503(tmp_path):
     async def main():
-        with_token = runtime(tmp_path / "a", agent={"state_dir": str(tmp_path / "a"), "admin_token": TOKEN})
+        with_token = runtime(tmp_path / "a", agent={"state_dir": str(tmp_path / "a"), "admin_token": TOKEN},
+                             databases=[{"name": "db", "dsn": "postgresql://u:pg-Secret-9@127.0.0.1:1/db"}],
+                             sqlite=[{"name": "tsundoku", "path": str(tmp_path / "t.db"), "profile": "tsundoku",
+                                      "app": {"api": "tsu"}}],
+                             services=[{"name": "tsu", "kind": "tsundoku", "url": "http://127.0.0.1:1",
+                                        "admin_token": "tsu-Secret-7"}])
         without = runtime(tmp_path / "b")
         try:
             async with client(with_token) as c:
@@ -50,6 +55,8 @@ def test_auth_401_403_and_503(tmp_path):
     assert (no.status_code, wrong.status_code, read.status_code) == (401, 403, 401)
     assert read_ok.status_code == 200 and {a["name"] for a in read_ok.json()["actions"]} >= {
         "vacuum_analyze", "backup", "restore", "drop_legacy_embeddings", "prune_logs"}
+    assert {"db", "tsundoku"} <= {t for a in read_ok.json()["actions"] for t in a["targets"]}
+    assert not any(secret in read_ok.text for secret in ("pg-Secret-9", "tsu-Secret-7", TOKEN))
     assert (unconfigured.status_code, hook.status_code) == (503, 503)
     assert listing.status_code == 200  # reads stay open on a loopback agent without a token
 
@@ -150,7 +157,7 @@ def test_alertmanager_webhook_runs_the_mapped_remediation(tmp_path, fresh_apertu
                     "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "abc123"},
                    {"status": "firing", "labels": {"alertname": "DiskSpaceHigh", "mountpoint": "/"},
                     "fingerprint": "def"},
-                   {"status": "resolved", "labels": {"alertname": "JobStuck", "app": "x", "job": "y"},
+                   {"status": "resolved", "labels": {"alertname": "JobStuck", "app": "x", "job_name": "y"},
                     "fingerprint": "ghi"},
                    {"status": "firing", "labels": {"alertname": "SomethingElse"}, "fingerprint": "jkl"}]}
 

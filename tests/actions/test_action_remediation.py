@@ -92,7 +92,7 @@ def test_firing_alert_is_remediated_and_the_note_states_the_outcome(tmp_path, fr
 def test_remediation_loop_stops_at_its_cap_and_escalates_once(tmp_path, tsundoku_db):
     db_path, _, manifest = tsundoku_db
     clock = Clock()
-    key = 'JobStuck{app="tsundoku",job="series-refresh"}'
+    key = 'JobStuck{app="tsundoku",job_name="series-refresh"}'
 
     def crash_again() -> int:  # the app crashes again: one more run left 'running', three days old
         started = datetime.now(timezone.utc) - timedelta(days=3)
@@ -130,6 +130,7 @@ def test_remediation_loop_stops_at_its_cap_and_escalates_once(tmp_path, tsundoku
 
     runs, escalations, notes, firing, left = asyncio.run(main())
     assert [(r["action"], r["alert"], r["outcome"]) for r in runs] == [("clear_stuck_jobs", key, "succeeded")] * 2
+    assert [r["params"].get("job") for r in runs] == ["series-refresh"] * 2  # from the alert's job_name label
     assert [r["alert"] for r in escalations] == [key]
     [escalation] = [n for n in notes if "Auto-remediation stopped" in (n.get("text") or "")]
     assert escalation["severity"] == "critical"

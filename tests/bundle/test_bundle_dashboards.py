@@ -14,7 +14,7 @@ from agent.cli import app
 from agent.dashboards import DASHBOARDS as BUILT, render
 from agent.metrics import METRICS
 from agent.rules.model import Clause, Rule, default_rules
-from bundle_sources import DASHBOARDS, REPO, dashboards, metric_names, panel_exprs, panels
+from bundle_sources import DASHBOARDS, REPO, dashboard_queries, dashboards, metric_names, panel_exprs, panels
 
 # The colour convention of the dashboards (the spec, so typed here on purpose).
 SEVERITY_COLOR = {"critical": "red", "warning": "orange", "info": "blue"}
@@ -153,6 +153,13 @@ def test_every_metric_a_dashboard_or_rule_uses_is_exported():
 
     unknown = {name: sorted(where) for name, where in used_metrics().items() if name not in METRICS}
     assert not unknown, f"not in agent/metrics.py: {unknown}"
+
+
+def test_every_exported_series_is_on_a_dashboard():
+    """A new series in agent/metrics.py needs a panel (or a variable query) that shows it."""
+    shown = {name for _, expr in dashboard_queries() for name in metric_names(expr)}
+    missing = sorted(set(METRICS) - shown)
+    assert not missing, f"no dashboard query uses {missing}: add a panel in agent/dashboards.py"
 
 
 def test_provisioning_points_at_the_folder_compose_mounts():

@@ -10,6 +10,7 @@ import hashlib
 import re
 import time
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from .base import FakeServer, Reply, Request, Route, json_reply, text_reply
@@ -169,7 +170,8 @@ class FakeJellyfin(FakeServer):
 
     def primary_image(self, req: Request) -> Reply:
         # The ?tag= parameter is never compared: a stale tag still gets the current image (DESIGN §5).
-        item = {_norm_id(k): v for k, v in self.items.items()}.get(_norm_id(req.params["id"]))
+        wanted = _norm_id(req.params["id"])
+        item = self.items.get(wanted) or next((v for k, v in self.items.items() if _norm_id(k) == wanted), None)
         if not item or not item.get("Primary"):
             return Reply(404)
         return Reply(200, JPEG, {"Content-Type": "image/jpeg", "ETag": f'"{item["Primary"]}"'})
@@ -208,22 +210,25 @@ class FakeJellyfin(FakeServer):
             return self._page(req, folders)
         types = {t.strip().lower() for t in (req.arg("IncludeItemTypes") or "").split(",") if t.strip()}
         fields = {f.strip().lower() for f in (req.arg("Fields") or "").split(",")}
-        out = []
-        for item_id, item in self.items.items():
-            if types and item["Type"].lower() not in types:
-                continue
-            row: dict[str, Any] = {"Name": item["Name"], "ServerId": self.server_id, "Id": item_id,
-                                   "Type": item["Type"], "IsFolder": item["Type"] == "Series",
-                                   "ImageTags": {"Primary": item["Primary"]} if item.get("Primary") else {},
-                                   "BackdropImageTags": []}
-            if "providerids" in fields:
-                row["ProviderIds"] = dict(item.get("ProviderIds", {}))
-            out.append(row)
-        return self._page(req, out)
+        # Filter on the live `items` (tests change it between requests), but build JSON objects only for
+        # the page asked for: building all of a 27 000-item library took 0.4 s per page.
+        matching = [(i, item) for i, item in self.items.items() if not types or item["Type"].lower() in types]
+        return self._page(req, matching, lambda pair: self._item_json(*pair, fields))
+
+    def _item_json(self, item_id: str, item: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+        row: dict[str, Any] = {"Name": item["Name"], "ServerId": self.server_id, "Id": item_id,
+                               "Type": item["Type"], "IsFolder": item["Type"] == "Series",
+                               "ImageTags": {"Primary": item["Primary"]} if item.get("Primary") else {},
+                               "BackdropImageTags": []}
+        if "providerids" in fields:
+            row["ProviderIds"] = dict(item.get("ProviderIds", {}))
+        return row
 
     @staticmethod
-    def _page(req: Request, rows: list[dict[str, Any]]) -> Reply:
+    def _page(req: Request, rows: list[Any], to_json: Callable[[Any], Any] = lambda row: row) -> Reply:
+        """One page (`StartIndex`, `Limit`) of `rows`, each turned into JSON by `to_json`."""
         start = max(int(req.arg("StartIndex") or 0), 0)
         limit = req.arg("Limit")
         page = rows[start:start + int(limit)] if limit else rows[start:]
-        return json_reply(200, {"Items": page, "TotalRecordCount": len(rows), "StartIndex": start})
+        return json_reply(200, {"Items": [to_json(r) for r in page], "TotalRecordCount": len(rows),
+                                "StartIndex": start})

@@ -21,19 +21,19 @@ OVERDUE = "caretaker_job_overdue_seconds"
 def test_aperture_freshness_and_failures(aperture_db):
     result, m, _ = run_on(aperture_db, "aperture", app_jobs.build)
     assert result.ok, result.reason
-    overdue = values(result, OVERDUE, "job")
+    overdue = values(result, OVERDUE, "job_name")
     # library-build is manual (no series), top-picks disabled (nothing at all)
     assert set(overdue) == {"sync-movies", "sync-series", "watch-history-sync", "recommendations", "user-sync"}
     assert {j for j, v in overdue.items() if v > 0} == set(m["overdue_jobs"]) == {"sync-series"}
     # daily 02:00 UTC: due the day after its last success, plus 1h grace
     last_ok = m["jobs"]["sync-series"]["last_run_completed_at"].timestamp()
-    assert value(result, "caretaker_job_last_success_timestamp_seconds", job="sync-series") == pytest.approx(last_ok)
+    assert value(result, "caretaker_job_last_success_timestamp_seconds", job_name="sync-series") == pytest.approx(last_ok)
     assert overdue["sync-series"] > 2 * 86400 - 3600
-    assert all(s.label("job") != "top-picks" for s in result.samples)
+    assert all(s.label("job_name") != "top-picks" for s in result.samples)
     # library-build's latest run failed: its last success is the run 12 days ago (3 min + 1 s long)
-    assert value(result, "caretaker_job_last_success_timestamp_seconds", job="library-build") == pytest.approx(
+    assert value(result, "caretaker_job_last_success_timestamp_seconds", job_name="library-build") == pytest.approx(
         m["jobs"]["library-build"]["last_success_at"].timestamp() + 181)
-    assert value(result, "caretaker_job_last_duration_seconds", job="sync-movies") == pytest.approx(14 * 60, abs=7)
+    assert value(result, "caretaker_job_last_duration_seconds", job_name="sync-movies") == pytest.approx(14 * 60, abs=7)
     assert value(result, "caretaker_jobs_failed", app="aperture") == m["failed_last_24h"] == 12
     assert value(result, "caretaker_job_error_ratio", app="aperture") == pytest.approx(12 / m["job_runs_last_24h"])
     assert "1 overdue: sync-series 2d" in result.summary
@@ -49,8 +49,8 @@ def test_aperture_stuck_jobs_from_its_api(aperture_db):
                                         "admin_token": "ap-admin"}], api="aperture-api")
         result = run_built(cfg, app_jobs.build, now)["aperture"]
         assert result.ok, result.reason
-        assert values(result, "caretaker_job_stuck", "job") == {"sync-movies": 1, "user-sync": 0}
-        running = values(result, "caretaker_job_running_seconds", "job")
+        assert values(result, "caretaker_job_stuck", "job_name") == {"sync-movies": 1, "user-sync": 0}
+        running = values(result, "caretaker_job_running_seconds", "job_name")
         assert running == pytest.approx({"sync-movies": 3 * 3600, "user-sync": 10}, abs=0.001)  # ms in the API
         assert fake.requests[-1][2]["authorization"] == "Bearer ap-admin"
         fake.mode = "bad_key"
@@ -58,13 +58,13 @@ def test_aperture_stuck_jobs_from_its_api(aperture_db):
     # the API's refusal fails the probe but the SQL series stay
     assert not result.ok and "401" in result.reason and "ap-admin" not in result.reason
     assert value(result, "caretaker_jobs_failed", app="aperture") == 12
-    assert values(result, "caretaker_job_stuck", "job") == {}
+    assert values(result, "caretaker_job_stuck", "job_name") == {}
 
 
 def test_aphrodite_schedules_failures_and_stuck_processing(aphrodite_db):
     result, m, _ = run_on(aphrodite_db, "aphrodite", app_jobs.build)
     assert result.ok, result.reason
-    overdue = values(result, OVERDUE, "job")
+    overdue = values(result, OVERDUE, "job_name")
     assert set(overdue) == {"poster-refresh", "badge-sync", "library-scan"}  # weekly-cleanup is disabled
     assert {j for j, v in overdue.items() if v > 0} == set(m["overdue_schedules"]) == {"badge-sync"}
     # 150 failed processing jobs and the hourly library-scan's failed execution, 6 hours ago
@@ -76,8 +76,8 @@ def test_aphrodite_schedules_failures_and_stuck_processing(aphrodite_db):
                        for t in ("processing_jobs", "schedule_executions", "batch_jobs"))
     assert value(result, "caretaker_job_error_ratio", app="aphrodite") == pytest.approx(151 / finished)
     # two processing rows left 'processing' for six hours; the batch in progress is 3 minutes old
-    assert values(result, "caretaker_job_stuck", "job") == {"poster": 1, "badge": 1, "batch": 0}
-    assert value(result, "caretaker_job_running_seconds", job="poster") == pytest.approx(6 * 3600 + 60)
+    assert values(result, "caretaker_job_stuck", "job_name") == {"poster": 1, "badge": 1, "batch": 0}
+    assert value(result, "caretaker_job_running_seconds", job_name="poster") == pytest.approx(6 * 3600 + 60)
     assert "2 of 4 running stuck" in result.summary
 
 
@@ -109,18 +109,18 @@ def test_tsundoku_stuck_runs_and_schedule_override(tsundoku_db):
     assert [int(v.run.run_id) for v in healthy] == [m["healthy_running_id"]]
     assert healthy[0].limit == pytest.approx(5 * 240)  # 5 × the 4-minute median of successful refreshes
     result = run_built(cfg, app_jobs.build, now)["tsundoku"]
-    assert value(result, "caretaker_job_stuck", job="series-refresh") == 1
-    assert value(result, "caretaker_job_running_seconds", job="series-refresh") == pytest.approx(6 * 86400 + 60)
+    assert value(result, "caretaker_job_stuck", job_name="series-refresh") == 1
+    assert value(result, "caretaker_job_running_seconds", job_name="series-refresh") == pytest.approx(6 * 86400 + 60)
     # four refreshes finished in the last 24 h, none failed; the schedule lives in Tsundoku's config: no series
     assert value(result, "caretaker_jobs_failed", app="tsundoku") == 0
     assert value(result, "caretaker_job_error_ratio", app="tsundoku") == 0
-    assert values(result, OVERDUE, "job") == {}
-    last_ok = value(result, "caretaker_job_last_success_timestamp_seconds", job="series-refresh")
+    assert values(result, OVERDUE, "job_name") == {}
+    last_ok = value(result, "caretaker_job_last_success_timestamp_seconds", job_name="series-refresh")
     assert last_ok == pytest.approx(now - 60 - 3 * 3600 + 240, abs=0.01)  # the run 3 h ago, 4 min long
     cfg = config(sqlite=[{"name": "tsundoku", "path": str(path), "profile": "tsundoku",
                           "app": {"schedules": {"series-refresh": "1h"}, "grace": "30m"}}])
     result = run_built(cfg, app_jobs.build, now)["tsundoku"]
-    assert value(result, OVERDUE, job="series-refresh") == pytest.approx(now - (last_ok + 3600 + 1800), abs=0.01)
+    assert value(result, OVERDUE, job_name="series-refresh") == pytest.approx(now - (last_ok + 3600 + 1800), abs=0.01)
 
 
 def test_stuck_limits():

@@ -54,18 +54,10 @@ def test_aperture_posters_without_media_server(aperture_db):
     assert len(m["missing_poster_movie_ids"]) == 25
 
 
-def big_pages(cfg, deps):
-    """The posters probes with 5 000 items a page: the fake rebuilds its whole list for every page."""
-    probes = posters.build(cfg, deps)
-    for p in probes:
-        p.section = p.section.model_copy(update={"page_size": 5000})
-    return probes
-
-
 def test_aperture_posters_compared_with_jellyfin(aperture_db):
     dsn, m = aperture_db
     with FakeJellyfin(items=m["jellyfin_items"]) as jf:
-        result = run_built(aperture_posters_cfg(dsn, jf), big_pages, 0.0)["aperture"]
+        result = run_built(aperture_posters_cfg(dsn, jf), posters.build, 0.0)["aperture"]
         paths = jf.paths()
     assert result.ok, result.reason
     movies = 25 + len(m["stale_poster_movie_ids"]) + len(m["jellyfin_missing_image_movie_ids"])
@@ -74,11 +66,11 @@ def test_aperture_posters_compared_with_jellyfin(aperture_db):
     assert values(result, "caretaker_posters_missing", "kind") == {"movie": movies, "series": series, "episode": 0}
     assert result.summary == ("movie 73 (8 no image, 40 stale tag, 25 without poster); "
                               "series 12 (2 no image, 10 stale tag)")
-    # every page once, with the documented parameters; 22 000 items at 5 000 a page
-    assert len(paths) == 5
+    # every page once, with the documented parameters; 22 000 items at the default 500 a page
+    assert len(paths) == 44
     assert all("IncludeItemTypes=Movie%2CSeries" in p and "Recursive=true" in p and "Fields=ProviderIds" in p
-               and "Limit=5000" in p for p in paths)
-    assert sorted(int(p.split("StartIndex=")[1].split("&")[0]) for p in paths) == list(range(0, 22_000, 5000))
+               and "Limit=500" in p for p in paths)
+    assert sorted(int(p.split("StartIndex=")[1].split("&")[0]) for p in paths) == list(range(0, 22_000, 500))
 
 
 def test_aphrodite_posters_and_media_server_refusing_the_key(aphrodite_db):

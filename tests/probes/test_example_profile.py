@@ -43,14 +43,14 @@ def test_example_profile_end_to_end(tmp_path):
     cfg = config(sqlite=[{"name": "myapp", "path": str(db), "profile": str(EXAMPLE)}])
     jobs = run_built(cfg, app_jobs.build, now.timestamp())["myapp"]
     assert jobs.ok, jobs.reason
-    overdue = values(jobs, "caretaker_job_overdue_seconds", "job")
+    overdue = values(jobs, "caretaker_job_overdue_seconds", "job_name")
     assert overdue["import"] == 0 and set(overdue) == {"import", "thumbnails"}  # "old" is disabled
     # thumbnails: last success 3 days ago + 20 min; next 03:00 Berlin (01:00 UTC) after it, plus 30 min grace
     due = datetime(2026, 6, 8, 1, 0, tzinfo=timezone.utc).timestamp()
     assert overdue["thumbnails"] == now.timestamp() - (due + 1800)
     assert value(jobs, "caretaker_jobs_failed", app="myapp") == 1
     assert value(jobs, "caretaker_job_error_ratio", app="myapp") == pytest.approx(1 / 5)  # thumbnails: 3 days ago
-    assert value(jobs, "caretaker_job_stuck", job="import") == 1
+    assert value(jobs, "caretaker_job_stuck", job_name="import") == 1
     queue = run_built(cfg, queues.build, now.timestamp())["myapp"]
     assert value(queue, "caretaker_queue_length", queue="uploads") == 2
     assert value(queue, "caretaker_queue_oldest_age_seconds", queue="uploads") == 12 * 60

@@ -36,15 +36,15 @@ def test_tasks_as_jobs():
         result = run_built(cfg, jellyfin_tasks.build, NOW)["jellyfin"]
         assert jf.requests[0][2]["authorization"] == 'MediaBrowser Token="jf-key"'
     assert result.ok, result.reason
-    overdue = values(result, "caretaker_job_overdue_seconds", "job")
+    overdue = values(result, "caretaker_job_overdue_seconds", "job_name")
     # daily 02:00 UTC, last run ended 3 days ago at noon: due the next day at 02:00, plus 1 h grace
     ended = NOW - 3 * 24 * H
     due = datetime.fromtimestamp(ended, timezone.utc).replace(hour=2, minute=0).timestamp() + 24 * H
     assert overdue == {"RefreshLibrary": 0, "ChapterImagesTask": NOW - (due + H), "RefreshPeople": 0,
                        "PluginUpdates": 0}
-    assert value(result, "caretaker_job_last_success_timestamp_seconds", job="RefreshLibrary") == NOW - 2 * H
-    assert value(result, "caretaker_job_last_success_timestamp_seconds", job="RefreshPeople") is None  # it failed
-    assert value(result, "caretaker_job_last_duration_seconds", job="ChapterImagesTask") == 900
+    assert value(result, "caretaker_job_last_success_timestamp_seconds", job_name="RefreshLibrary") == NOW - 2 * H
+    assert value(result, "caretaker_job_last_success_timestamp_seconds", job_name="RefreshPeople") is None  # it failed
+    assert value(result, "caretaker_job_last_duration_seconds", job_name="ChapterImagesTask") == 900
     # last runs ended in 24 h: scan, people (failed), transcode; the hidden task is skipped
     assert value(result, "caretaker_jobs_failed", app="jellyfin") == 1
     assert value(result, "caretaker_job_error_ratio", app="jellyfin") == 1 / 3
@@ -61,7 +61,7 @@ def test_daily_trigger_in_the_servers_time_zone():
                                 "timezone": "Europe/Berlin"}])
         now = datetime(2026, 6, 10, 1, 0, tzinfo=timezone.utc).timestamp() + 1  # next 02:00 Berlin + 1 h grace + 1 s
         result = run_built(cfg, jellyfin_tasks.build, now)["jf"]
-    assert value(result, "caretaker_job_overdue_seconds", job="ChapterImagesTask") == 1
+    assert value(result, "caretaker_job_overdue_seconds", job_name="ChapterImagesTask") == 1
 
 
 def test_refused_key():
