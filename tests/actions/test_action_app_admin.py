@@ -94,9 +94,10 @@ def test_cover_cache_directory_never_follows_links(tmp_path, tsundoku_db):
     assert record["result"] == {"via": "files", "filesDeleted": covers["cover_files"],
                                 "bytesFreed": covers["cover_bytes"]}
     left = tree(covers["covers_dir"])
-    assert left == {k: v for k, v in cache_before.items() if not k.endswith(".jpg") or "/" in k
-                    or k in covers["symlinks"]}  # the subdirectory and both symlinks stay
-    assert set(covers["symlinks"]) <= set(left) and "thumbs" in left
+    deleted = {k for k, v in cache_before.items() if "/" not in k and k not in covers["symlinks"] and k != "thumbs"}
+    assert len(deleted) == covers["cover_files"]
+    assert left == {k: v for k, v in cache_before.items() if k not in deleted}  # subdirectory and links stay
+    assert set(covers["symlinks"]) <= set(left)
     assert sum(1 for k in left if k.startswith("thumbs/")) == covers["thumb_files"]
     assert tree(outside) == outside_before and all(p.exists() for p in covers["outside_files"])
 
