@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -28,6 +27,12 @@ from agent.pg import connect, describe_pg_error
 from agent.profiles import Profile, load_profile
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def sqlite_uri(path: Path, query: str = "mode=ro") -> str:
+    """A ``file:`` URI for sqlite3.connect(uri=True), percent-encoded (a path may hold ``?`` or ``#``);
+    `mode=ro` neither writes nor creates the file, `immutable=1` also ignores a -wal beside it."""
+    return f"{Path(path).resolve().as_uri()}?{query}"
 
 
 class Session(Protocol):
@@ -76,7 +81,7 @@ class _SqliteSession:
     the connection is never closed while an interrupted statement still runs in it (a segfault)."""
 
     def __init__(self, path: Path, busy_timeout: float):
-        uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+        uri = sqlite_uri(path)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="caretaker-sqlite")
         self.conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None,
                                     check_same_thread=False)

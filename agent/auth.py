@@ -7,6 +7,12 @@ import hmac
 from fastapi import HTTPException, Request
 
 
+def bearer_token(request: Request) -> str:
+    """The token of the request's ``Authorization: Bearer …`` header (stripped), or "" when there is none."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
 def check_token(request: Request, *, mutating: bool) -> None:
     """Raise HTTPException unless the request carries the configured admin token.
 
@@ -18,11 +24,10 @@ def check_token(request: Request, *, mutating: bool) -> None:
         if mutating:
             raise HTTPException(503, "no admin token is configured (agent.admin_token or agent.admin_token_file)")
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
+    given = bearer_token(request)
+    if not given:
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.strip().encode(), configured.encode()):
+    if not hmac.compare_digest(given.encode(), configured.encode()):
         raise HTTPException(403, "invalid token")
 
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from agent.config import Config
 from agent.probes.integrity import check_now, findings
+from agent.rules.engine import default_evaluator
 from agent.rules.format import format_value
-from agent.rules.model import evaluate, load_rules, rule_metrics
+from agent.rules.model import load_rules
 from agent.samples import Labels
 from agent.store import ProbeStatus, Store
 
@@ -15,11 +16,15 @@ from agent.store import ProbeStatus, Store
 @dataclass(frozen=True)
 class Fault:
     alert: str
-    labels: str  # "app=aperture, job_name=sync-series", as the table shows them
     value: str  # in the rule's unit: "20m20s", "12.5%"
     threshold: str  # "> 10m"
-    label_pairs: Labels = ()  # the same, as data (`caretaker check --json`)
+    label_pairs: Labels = ()  # the series' labels, as data (`caretaker check --json`)
     raw_value: float = 0.0  # the rule's value in base units (seconds, ratio 0..1, count)
+
+    @property
+    def labels(self) -> str:
+        """The labels as the table shows them: "app=aperture, job_name=sync-series"."""
+        return ", ".join(f"{k}={v}" for k, v in self.label_pairs)
 
 
 @dataclass
@@ -52,11 +57,9 @@ def current_faults(config: Config, store: Store, now: float) -> list[Fault]:
     for rule in load_rules(config.rules):
         if rule.name == "ProbeFailing":
             continue
-        series = {m: store.series(m) for m in rule_metrics(rule)}
-        for m in evaluate(rule, series, now):
+        for m in default_evaluator(rule)(store, now):
             if m.fires:
-                labels = ", ".join(f"{k}={v}" for k, v in m.labels)
-                faults.append(Fault(rule.name, labels, format_value(rule.unit, m.value),
+                faults.append(Fault(rule.name, format_value(rule.unit, m.value),
                                     f"{rule.op} {format_value(rule.unit, rule.threshold)}", m.labels, m.value))
     return faults
 

@@ -64,10 +64,6 @@ def run(config: Optional[Path] = ConfigOption) -> None:
     setup_logging(cfg.agent.log_level)
     try:
         run_agent(cfg)
-    except ConfigError as exc:
-        for line in exc.errors:
-            err.print(f"[red]config error[/red] {line}", highlight=False)
-        raise typer.Exit(2) from None
     except OSError as exc:
         err.print(f"[red]error[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None

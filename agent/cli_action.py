@@ -1,4 +1,4 @@
-"""`caretaker action list|run|runs|show`: the maintenance actions by hand (DESIGN.md §8).
+"""`caretaker action list|run|runs`: the maintenance actions by hand (DESIGN.md §8).
 
 `run` works in this process against the agent's state file, so its lock excludes the running agent's runs
 of the same action and target (and the agent's API sees the run and its audit). Params are ``--param
@@ -78,13 +78,9 @@ def list_actions(config: Optional[Path] = ConfigOption) -> None:
 async def _run(cfg, name: str, target: Optional[str], params: dict[str, Any], yes: bool, dry_run: bool) -> int:
     from agent.actions.base import ActionError
     from agent.cli import console
-    from agent.config import ConfigError
     from agent.runtime import Runtime
 
-    try:
-        rt = Runtime(cfg, alerting=False)
-    except ConfigError as exc:
-        _fail("; ".join(exc.errors), 2)
+    rt = Runtime(cfg, alerting=False)
     try:
         runner = rt.actions
         try:
@@ -144,20 +140,22 @@ def runs(action: Optional[str] = typer.Option(None, "--action", "-a"), limit: in
          run_id: Optional[int] = typer.Option(None, "--id", help="Print this run's full record as JSON."),
          config: Optional[Path] = ConfigOption) -> None:
     """The audit: recent runs, newest first (or one run in full with --id)."""
-    from agent.actions.runner import list_runs
+    from agent.actions.runner import get_run, list_runs
     from agent.cli import console
     from agent.state import State
 
     state = State(_config(config).agent.state_dir / "state.db")
     try:
-        records = list_runs(state, action, 1_000_000 if run_id is not None else limit)
+        if run_id is not None:
+            record = get_run(state, run_id)
+        else:
+            records = list_runs(state, action, limit)
     finally:
         state.close()
     if run_id is not None:
-        found = [r for r in records if r["run_id"] == run_id]
-        if not found:
+        if record is None or (action is not None and record["action"] != action):
             _fail(f"no action run {run_id}", 2)
-        _print_json(found[0])
+        _print_json(record)
         return
     table = Table(title="Action runs")
     for column in ("id", "action", "target", "trigger", "who", "started", "outcome", "error"):

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from agent.durations import parse_duration
+from agent.notify.message import timestamp
 from agent.notify.silences import add_silence, expire_silence, list_silences
 from agent.state import State
 
@@ -28,10 +29,6 @@ def _state(config: Optional[Path]) -> State:
     from agent.cli import load_or_exit
 
     return State(load_or_exit(config).agent.state_dir / "state.db")
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
 
 
 def _fail(message: str) -> None:
@@ -67,7 +64,7 @@ def silence_add(
         _fail(str(exc))
     finally:
         state.close()
-    typer.echo(f"{silence.id} until {_when(silence.ends_at)}")
+    typer.echo(f"{silence.id} until {timestamp(silence.ends_at)}")
 
 
 @silence_app.command("list")
@@ -85,8 +82,8 @@ def silence_list(all_: bool = typer.Option(False, "--all", help="Include ended s
     for column in ("id", "matchers", "starts", "ends", "reason", "by"):
         table.add_column(column)
     for s in silences:
-        table.add_row(s.id, " ".join(str(m) for m in s.matchers), _when(s.starts_at), _when(s.ends_at), s.reason,
-                      s.created_by)
+        table.add_row(s.id, " ".join(str(m) for m in s.matchers), timestamp(s.starts_at), timestamp(s.ends_at),
+                      s.reason, s.created_by)
     console.print(table)
 
 

@@ -7,6 +7,7 @@ and never appear in an error message: errors quote the field path, not the input
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -22,6 +23,20 @@ from agent.freshness import check_cron, check_timezone
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+# Five-field cron (or an @daily-style macro, stored as its five fields): the rules freshness evaluates with.
+Cron = Annotated[str, AfterValidator(check_cron)]
+TimeZone = Annotated[str, AfterValidator(check_timezone)]  # an IANA name; "unknown time zone …" otherwise
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -64,6 +79,15 @@ class Base(BaseModel):
         return data
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class AgentConfig(Base):
     listen: str = "127.0.0.1:9464"
     state_dir: Path = Path("./caretaker-data")
@@ -82,6 +106,9 @@ class AgentConfig(Base):
         host, _, port = self.listen.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"listen must be HOST:PORT, got {self.listen!r}")
+        if self.admin_token is None and not _is_loopback(self.host_port[0]):
+            raise ValueError(f"listen: {self.listen} is not a loopback address; "
+                             "set agent.admin_token (or admin_token_file) to listen beyond this host")
         return self
 
 
@@ -98,14 +125,11 @@ class SystemConfig(Base):
 class IntegrityConfig(Base):
     enabled: bool = True
     # amcheck is heavy on large databases: weekly, off-peak (Sunday 04:00) by default.
-    schedule: str = "0 4 * * 0"
+    schedule: Cron = "0 4 * * 0"
     parent_check: bool = False  # bt_index_parent_check takes ShareLock: blocks writes (LIBRARIES.md B6)
     heapallindexed: bool = False
     lock_timeout: Duration = 5.0
     statement_timeout: Duration = 300.0
-
-
-TimeZone = Annotated[str, AfterValidator(check_timezone)]
 
 
 class AppProbesConfig(Base):
@@ -238,7 +262,7 @@ class LogConfig(Base):
 
     app: str
     paths: list[str] = Field(min_length=1)  # files or globs; rotated names need not match
-    level_regex: str | None = None  # None: the built-in one of agent/probes/logs.py
+    level_regex: Regex | None = None  # None: the built-in one of agent/probes/logs.py
     json_level_field: str = "level"  # JSON lines: the key holding the level
     # A file seen when the app is first configured starts at its end: old lines are history, not news.
     start_at: Literal["end", "beginning"] = "end"
@@ -246,16 +270,6 @@ class LogConfig(Base):
     max_bytes_per_run: int = Field(16 * 1024 * 1024, ge=4096)  # a huge backlog never stalls a round
     interval: Duration = 30.0
     timeout: Duration = 30.0
-
-    @field_validator("level_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
-        return value
 
 
 ServiceKind = Literal[
@@ -271,17 +285,6 @@ _SERVICE_REQUIRES: dict[str, tuple[str, ...]] = {
     "openai": ("api_key",), "anidb": ("client", "client_version"),
     "aperture": ("url",), "aphrodite": ("url",), "tsundoku": ("url",), "http": ("url",),
 }
-
-
-def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
-    return value
-
-
-Regex = Annotated[str, AfterValidator(_regex)]
 
 
 class HttpExpect(Base):
@@ -334,7 +337,7 @@ class PushJobConfig(Base):
     """A cron script that reports through `POST /api/v1/ping/{name}[/start|/fail]` (Healthchecks style)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")  # it is a URL path segment
-    schedule: Annotated[str, AfterValidator(check_cron)] | None = None  # cron expression, evaluated in `timezone`
+    schedule: Cron | None = None  # cron expression, evaluated in `timezone`
     period: Duration | None = None  # or a plain period between runs
     grace: Duration = 3600.0
     timezone: TimeZone = "UTC"
@@ -365,26 +368,15 @@ def _matchers(value: list[str]) -> list[str]:
     return value
 
 
-def _time_zone(value: str) -> str:
-    from agent.freshness import check_timezone
-
-    return check_timezone(value)  # ScheduleError is a ValueError naming the zone
-
-
 class MaintenanceWindow(Base):
     """A recurring window in which matching alerts are silenced: starts at each `schedule` slot (cron, in
     `timezone`) and lasts `duration`. No matchers: every alert."""
 
     name: str
-    schedule: str
+    schedule: Cron
     duration: Duration
-    timezone: Annotated[str, AfterValidator(_time_zone)] = "UTC"
+    timezone: TimeZone = "UTC"
     matchers: Annotated[list[str], AfterValidator(_matchers)] = []  # "alertname=PostgresDown", "database=~aperture.*"
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        return _cron(value)
 
 
 class NotifyConfig(Base):
@@ -434,14 +426,6 @@ def _known_params(action: str, params: dict[str, Any], field: str) -> None:
         raise ValueError("; ".join(f"{field}.{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors())) from None
 
 
-def _cron(value: str | None) -> str | None:
-    from croniter import croniter
-
-    if value is not None and not croniter.is_valid(value):
-        raise ValueError(f"invalid cron expression {value!r}: use five fields, e.g. \"0 1 * * *\"")
-    return value
-
-
 class ActionsConfig(Base):
     """Settings of the maintenance actions (DESIGN.md §8) that the other sections do not already give."""
 
@@ -460,7 +444,7 @@ class MaintenanceTask(Base):
     """One entry of the maintenance calendar: run `action` on its targets at each `schedule` slot."""
 
     action: str | None = None  # default: the built-in task's action
-    schedule: Annotated[str | None, AfterValidator(_cron)] = None  # cron, in maintenance.timezone
+    schedule: Cron | None = None  # cron, in maintenance.timezone
     targets: list[str] = []  # empty: every configured target of the action
     params: dict[str, Any] = {}
     then: list[str] = []  # actions run on the same target after a successful run, in order
@@ -479,19 +463,8 @@ DEFAULT_MAINTENANCE: dict[str, dict[str, Any]] = {
 
 class MaintenanceConfig(Base):
     enabled: bool = True
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     tasks: dict[str, MaintenanceTask] = {}  # merged over DEFAULT_MAINTENANCE by name, field by field
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
-        return value
 
     @property
     def effective_tasks(self) -> dict[str, MaintenanceTask]:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from agent.durations import format_duration, parse_duration
+from agent.durations import parse_duration
 
 KINDS = ("cron", "daily", "weekly", "interval", "manual")
 _MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
@@ -42,13 +42,6 @@ class Schedule:
     cron: str | None = None
     every: float | None = None
     tz: str = "UTC"
-
-    def describe(self) -> str:
-        if self.kind == "cron":
-            return f"cron {self.cron} ({self.tz})"
-        if self.kind == "interval":
-            return f"every {format_duration(self.every or 0)}"
-        return "manual"
 
 
 @dataclass(frozen=True)

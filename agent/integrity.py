@@ -71,10 +71,6 @@ class IntegrityReport:
     skipped: list[str] = field(default_factory=list)
     findings: list[tuple[str, str]] = field(default_factory=list)
 
-    @property
-    def duration_seconds(self) -> float:
-        return self.finished_at - self.started_at
-
 
 async def _precheck(conn: psycopg.AsyncConnection, database: str) -> None:
     ext = await (await conn.execute(EXTENSION_SQL)).fetchone()
@@ -90,8 +86,6 @@ async def _check_one(conn: psycopg.AsyncConnection, query: sql.Composable, param
     """Messages of one relation's check: [] when clean. Raises lock/statement timeouts to the caller."""
     try:
         rows = await (await conn.execute(query, params)).fetchall()
-    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
-        raise
     except psycopg.InternalError as exc:  # SQLSTATE class XX (XX001 data, XX002 index corrupted)
         detail = exc.diag.message_detail
         return [str(exc).strip().splitlines()[0] + (f" ({detail})" if detail else "")]

@@ -19,7 +19,7 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
 
-from agent.auth import check_token
+from agent.auth import bearer_token, check_token
 from agent.config import PushJobConfig
 from agent.state import State
 
@@ -45,8 +45,7 @@ def recent_pings(state: State, job: str) -> list[tuple[str, float]]:
 
 def _authorize(request: Request, job: PushJobConfig | None) -> None:
     if job is not None and job.token is not None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        given = given.strip() if scheme.lower() == "bearer" else ""
+        given = bearer_token(request)
         if given and hmac.compare_digest(given.encode(), job.token.get_secret_value().encode()):
             return
         if request.app.state.admin_token is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 import time
@@ -19,7 +18,7 @@ import httpx
 import uvicorn
 
 from agent import __version__
-from agent.config import Config, ConfigError
+from agent.config import Config
 from agent.actions.wiring import attach as attach_actions
 from agent.exporter import Exporter
 from agent.notify.alerting import Alerting
@@ -34,25 +33,12 @@ from agent.store import ProbeStatus, Store
 log = logging.getLogger("caretaker")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class Runtime:
     """The running agent. Other areas attach to it: `round_hooks` (async callables run after each probe
     run, e.g. rule evaluation), `services` (long-running coroutines taking the stop event, e.g. the
     notifier's delivery loop) and `routers` (FastAPI routers)."""
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time, alerting: bool = True):
-        host, _ = config.agent.host_port
-        if config.agent.admin_token is None and not _is_loopback(host):
-            raise ConfigError([f"agent.listen: {config.agent.listen} is not a loopback address; "
-                               "set agent.admin_token (or admin_token_file) to listen beyond this host"])
         self.config = config
         self.clock = clock
         self.store = Store()

@@ -15,10 +15,6 @@ class Sample:
     labels: Labels
     value: float
 
-    @property
-    def label_dict(self) -> dict[str, str]:
-        return dict(self.labels)
-
     def label(self, key: str, default: str = "") -> str:
         return dict(self.labels).get(key, default)
 

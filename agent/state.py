@@ -108,10 +108,6 @@ class State:
                     db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))", (version,))
 
-    @property
-    def schema_version(self) -> int:
-        return self.query("SELECT MAX(version) AS v FROM schema_migrations")[0]["v"]
-
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""

@@ -36,6 +36,8 @@ class Store:
         self._by_source: dict[Source, list[Sample]] = {}
         self._status: dict[Source, ProbeStatus] = {}
         self.version = 0
+        self._by_name: dict[str, list[Sample]] = {}
+        self._indexed_version = -1  # the version `_by_name` was built at
 
     def replace(self, source: Source, samples: list[Sample], status: ProbeStatus | None = None) -> None:
         with self._lock:
@@ -49,9 +51,16 @@ class Store:
             return [s for group in self._by_source.values() for s in group]
 
     def series(self, name: str) -> list[Sample]:
-        """Every sample of one metric name, across sources."""
+        """Every sample of one metric name, across sources (a new list)."""
         with self._lock:
-            return [s for group in self._by_source.values() for s in group if s.name == name]
+            if self._indexed_version != self.version:
+                by_name: dict[str, list[Sample]] = {}
+                for group in self._by_source.values():
+                    for s in group:
+                        by_name.setdefault(s.name, []).append(s)
+                self._by_name = by_name
+                self._indexed_version = self.version
+            return list(self._by_name.get(name, ()))
 
     def statuses(self) -> list[ProbeStatus]:
         with self._lock:

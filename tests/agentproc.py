@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -96,7 +95,11 @@ class AgentProcess:
             self.proc.wait(timeout=10)
 
     def __enter__(self) -> "AgentProcess":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # started but never ready: __exit__ will not run, so do not leak the process
+            self.kill()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from agentproc import AgentProcess
+from pgcluster import free_port
+from receivers import wait_until
 
 CARETAKER = [sys.executable, "-m", "agent.cli"]
 
@@ -21,10 +24,11 @@ def caretaker(*args: str, cwd: Path, env: dict | None = None, timeout: float = 6
                           env={**os.environ, **(env or {})})
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_config_validate_ok_and_errors(tmp_path):
@@ -56,6 +60,17 @@ def test_run_refuses_public_listen_without_token(tmp_path):
     assert result.returncode == 2 and "not a loopback address" in result.stderr
 
 
+@pytest.mark.parametrize("command", [("config", "validate"), ("check", "--config")])
+def test_validate_and_check_refuse_public_listen_without_token(tmp_path, command):
+    """The rule is part of config validation: `config validate` says so, `check` fails cleanly (no traceback)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("agent: {listen: '0.0.0.0:9464'}\n")
+    result = caretaker(*command, str(cfg), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "agent: Value error, listen: 0.0.0.0:9464 is not a loopback address" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_check_exits_zero_when_healthy_and_one_otherwise(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text("system: {mountpoints: [/]}\nrules: {DiskSpaceHigh: {threshold: 1.0}, "
@@ -80,15 +95,8 @@ def test_embedded_default_serves_metrics_and_stops_on_sigterm(tmp_path):
     proc = subprocess.Popen([*CARETAKER, "run", "--config", str(cfg)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        body = ""
-        for _ in range(100):  # up to ~10 s for the first probe round
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_until(lambda: ready(port), 10, "the agent to be ready", interval=0.1)  # the first probe round
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
         for name in ("caretaker_cpu_usage_ratio", "caretaker_memory_usage_ratio", "caretaker_memory_available_bytes",
                      'caretaker_disk_usage_ratio{mountpoint="/"}', 'caretaker_disk_free_bytes{mountpoint="/"}',
                      "caretaker_build_info{version=", 'caretaker_probe_success{probe="system"',
@@ -105,3 +113,19 @@ def test_embedded_default_serves_metrics_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_agent_process_that_never_gets_ready_is_killed(tmp_path):
+    class NeverReady(AgentProcess):
+        def start(self, ready_timeout: float = 1.0) -> AgentProcess:
+            return super().start(ready_timeout)
+
+        def _ready(self) -> bool:
+            super()._ready()  # still fails at once if the agent exited
+            return False
+
+    agent = NeverReady(tmp_path, {"system": {"interval": "1s"}})
+    with pytest.raises(AssertionError, match="to be ready"):
+        with agent:
+            pass
+    assert agent.proc is not None and agent.proc.poll() is not None  # not left running

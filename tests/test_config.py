@@ -84,3 +84,53 @@ def test_invalid_yaml_reports_line(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(bad)
     assert "invalid YAML at line" in info.value.errors[0]
+
+
+def test_integrity_schedule_is_a_validated_cron():
+    errs = errors_of({"databases": [{"name": "a", "dsn": "x", "integrity": {"schedule": "every sunday"}}]})
+    assert len(errs) == 1 and errs[0].startswith("databases[0].integrity.schedule:")
+    assert "invalid cron expression" in errs[0]
+    cfg = parse_config({"databases": [{"name": "a", "dsn": "x", "integrity": {"schedule": "@weekly"}}]})
+    assert cfg.databases[0].integrity.schedule == "0 0 * * 0"
+
+
+@pytest.mark.parametrize("data, path", [
+    ({"databases": [{"name": "a", "dsn": "x", "integrity": {"schedule": "0 0 4 * * 0"}}]},
+     "databases[0].integrity.schedule"),
+    ({"maintenance": {"tasks": {"vacuum": {"schedule": "0 0 3 * * 0"}}}}, "maintenance.tasks.vacuum.schedule"),
+    ({"notify": {"maintenance_windows": [{"name": "w", "schedule": "0 0 3 * * 0", "duration": "1h"}]}},
+     "notify.maintenance_windows[0].schedule"),
+    ({"jobs": [{"name": "j", "schedule": "0 0 3 * * 0"}]}, "jobs[0].schedule"),
+])
+def test_every_cron_field_takes_five_fields_only(data, path):
+    """One validator for every cron field: croniter's six-field (seconds) form is refused everywhere."""
+    errs = errors_of(data)
+    assert len(errs) == 1 and errs[0].startswith(f"{path}: Value error, invalid cron expression"), errs
+
+
+@pytest.mark.parametrize("data, path", [
+    ({"maintenance": {"timezone": "Mars/Olympus"}}, "maintenance.timezone"),
+    ({"notify": {"maintenance_windows": [{"name": "w", "schedule": "0 3 * * *", "duration": "1h",
+                                          "timezone": "Mars/Olympus"}]}}, "notify.maintenance_windows[0].timezone"),
+    ({"services": [{"name": "j", "kind": "jellyfin", "url": "http://j", "api_key": "k",
+                    "timezone": "Mars/Olympus"}]}, "services[0].timezone"),
+])
+def test_time_zones_are_checked_alike(data, path):
+    assert errors_of(data) == [f"{path}: Value error, unknown time zone 'Mars/Olympus' "
+                               "(use an IANA name such as Europe/Berlin)"]
+
+
+def test_log_level_regex_must_compile():
+    errs = errors_of({"logs": [{"app": "a", "paths": ["/x.log"], "level_regex": "(unclosed"}]})
+    assert len(errs) == 1 and errs[0].startswith("logs[0].level_regex: Value error, invalid regular expression")
+
+
+def test_public_listen_needs_an_admin_token(tmp_path):
+    errs = errors_of({"agent": {"listen": "0.0.0.0:9464"}})
+    assert errs == ["agent: Value error, listen: 0.0.0.0:9464 is not a loopback address; "
+                    "set agent.admin_token (or admin_token_file) to listen beyond this host"]
+    for host in ("127.0.0.1", "[::1]", "localhost"):
+        assert parse_config({"agent": {"listen": f"{host}:9464"}}).agent.admin_token is None
+    token = tmp_path / "token"
+    token.write_text("t0k\n")
+    assert parse_config({"agent": {"listen": "0.0.0.0:9464", "admin_token_file": str(token)}}).agent.listen

@@ -16,6 +16,7 @@ import pytest
 from fakes import (FakeAniDB, FakeAperture, FakeAphrodite, FakeJellyfin, FakeMDBList, FakeOMDb, FakeOpenAI,
                    FakeTMDB, FakeTrakt, FakeTsundoku, make_task)
 from fakes.certs import make_self_signed
+from receivers import wait_until
 
 MB = {"Authorization": 'MediaBrowser Token="jf-key"'}
 
@@ -73,9 +74,7 @@ def test_slow_mode_delays_and_stop_never_hangs() -> None:
 
         caller = threading.Thread(target=call)
         caller.start()
-        deadline = time.monotonic() + 5
-        while len(fake.requests) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(fake.requests) >= 3, 5, "the slow request to arrive", interval=0.01)
         t0 = time.monotonic()
         fake.stop()
         caller.join(timeout=5)

@@ -134,3 +134,15 @@ def test_pings_are_pruned_per_job(tmp_path, monkeypatch):
     assert len(pings) == 10 and pings[0] == ("success", 5.0) and pings[-1] == ("success", 14.0)
     assert recent_pings(state, "b") == [("fail", 1.0)]
     state.close()
+
+
+@pytest.mark.parametrize("header, token", [
+    (None, ""), ("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", ""), ("Bearer", ""), ("abc", ""),
+])
+def test_bearer_token_parsing(header, token):
+    from starlette.requests import Request
+
+    from agent.auth import bearer_token
+
+    headers = [] if header is None else [(b"authorization", header.encode())]
+    assert bearer_token(Request({"type": "http", "headers": headers})) == token

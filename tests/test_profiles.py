@@ -112,3 +112,13 @@ def test_to_epoch():
     assert to_epoch(None) is None
     with pytest.raises(ValueError):
         to_epoch("yesterday")
+
+
+def test_profiles_are_parsed_once_and_failures_are_not_cached(tmp_path):
+    assert load_profile("aperture") is load_profile("aperture")  # remediation asks on every decision
+    path = tmp_path / "p.yaml"
+    with pytest.raises(ProfileError, match="cannot read"):
+        load_profile(str(path))
+    path.write_text("name: p\nengine: sqlite\n")
+    profile = load_profile(path)  # a Path and its text are the same profile
+    assert profile.name == "p" and load_profile(str(path)) is profile

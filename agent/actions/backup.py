@@ -20,7 +20,8 @@ from psycopg import IsolationLevel
 
 from agent.actions import backup_files as files
 from agent.actions.base import Action, Context, ResultModel
-from agent.actions.pgtools import check, client_args, pg_row_counts, pg_tool, run_tool, sqlite_row_counts, sqlite_uri
+from agent.actions.pgtools import check, client_args, pg_row_counts, pg_tool, run_tool, sqlite_row_counts
+from agent.appdb import sqlite_uri
 from agent.actions.targets import Target, backup_targets
 from agent.config import Config
 from agent.pg import connect
@@ -69,30 +70,36 @@ async def _pg_dump(ctx: Context, target: Target, tmp: Path) -> dict[str, int]:
     return counts
 
 
-def _sqlite_copy(source: Path, tmp: Path, ctx: Context, cancel: threading.Event) -> dict[str, int]:
+def _sqlite_copy(source_uri: str, dest: Path, ctx: Context, cancel: threading.Event,
+                 self_contained: bool) -> dict[str, int]:
     def step(status: int, remaining: int, total: int) -> None:
         ctx.progress.total, ctx.progress.done = total, total - remaining
         ctx.progress.version += 1
         if cancel.is_set():
-            raise InterruptedError("backup cancelled")
+            raise InterruptedError("copy cancelled")
 
-    src = sqlite3.connect(sqlite_uri(source, "mode=ro"), uri=True, timeout=30)
-    dst = sqlite3.connect(tmp)
+    src = sqlite3.connect(source_uri, uri=True, timeout=30)
+    dst = sqlite3.connect(dest, timeout=30)
     try:
         src.backup(dst, pages=SQLITE_PAGES_PER_STEP, progress=step)
-        dst.execute("PRAGMA journal_mode=DELETE")  # a self-contained file: no -wal beside it
+        if self_contained:
+            dst.execute("PRAGMA journal_mode=DELETE")  # a self-contained file: no -wal beside it
         return sqlite_row_counts(dst)
     finally:
         dst.close()
         src.close()
 
 
-async def sqlite_backup(ctx: Context, source: Path, tmp: Path) -> dict[str, int]:
-    """Copy a live SQLite database with the online backup API in a worker thread; returns row counts."""
+async def sqlite_backup(ctx: Context, source_uri: str, dest: Path, *, self_contained: bool = True) -> dict[str, int]:
+    """Copy the SQLite database at `source_uri` (a ``file:`` URI, see sqlite_uri) over `dest` with the online
+    backup API, SQLITE_PAGES_PER_STEP pages a step, in a worker thread; returns dest's row counts.
+
+    Cancelling (a timeout, the agent shutting down) stops the copy at its next step; SQLite then rolls back
+    the copy's write transaction on `dest`, which is left as it was. `self_contained`: switch `dest` to
+    journal_mode=DELETE afterwards (a new backup file: no -wal beside it); off for a live database."""
     cancel = threading.Event()
-    ctx.progress.start("copy pages", None)
     try:
-        return await asyncio.to_thread(_sqlite_copy, source, tmp, ctx, cancel)
+        return await asyncio.to_thread(_sqlite_copy, source_uri, dest, ctx, cancel, self_contained)
     except asyncio.CancelledError:
         cancel.set()  # the copy stops at its next step
         raise
@@ -110,7 +117,8 @@ async def make_backup(ctx: Context, target: Target, keep: frozenset[Path] = froz
         if target.database is not None:
             counts = await _pg_dump(ctx, target, tmp)
         else:
-            counts = await sqlite_backup(ctx, target.sqlite.path, tmp)
+            ctx.progress.start("copy pages", None)
+            counts = await sqlite_backup(ctx, sqlite_uri(target.sqlite.path, "mode=ro"), tmp)
         manifest = {"target": cfg.name, "kind": cfg.kind, "created_at": ctx.now(), "tables": counts,
                     "rows": sum(counts.values())}
         manifest = await files.finish_file(ctx, tmp, final, manifest)

@@ -75,7 +75,7 @@ class ClearStuckJobs(Action):
         t, p = ctx.target, ctx.params
         statement, call = _means(t)
         probe = AppJobsProbe(entry_of(t), load_profile(t.profile), t.service, ctx.deps)
-        _, problems, verdicts, _ = await probe.collect(ctx.now())
+        _, problems, verdicts, _, _ = await probe.collect(ctx.now())
         runs = []
         for v in verdicts:
             limit = v.limit if p.older_than is None else p.older_than

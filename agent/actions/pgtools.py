@@ -63,11 +63,6 @@ def client_args(dsn: str, dbname: str | None = None) -> tuple[str, dict[str, str
     return make_conninfo(**params), env
 
 
-def dbname_of(dsn: str) -> str:
-    params = conninfo_to_dict(dsn)
-    return params.get("dbname") or params.get("user") or os.environ.get("USER", "postgres")
-
-
 async def run_tool(args: list[str], env: dict[str, str], *, stdin_path: Path | None = None,
                    gunzip: bool = False) -> ToolResult:
     """Run a client tool to completion; `stdin_path` is streamed to it (gunzipped when `gunzip`)."""
@@ -148,11 +143,6 @@ async def pg_row_counts(conn) -> dict[str, int]:
         cur = await conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(row["schema"], row["name"])))
         counts[f"{row['schema']}.{row['name']}"] = (await cur.fetchone())["n"]
     return counts
-
-
-def sqlite_uri(path: Path, query: str) -> str:
-    """A ``file:`` URI for sqlite3.connect(uri=True), percent-encoded (a path may hold ``?`` or ``#``)."""
-    return f"{Path(path).resolve().as_uri()}?{query}"
 
 
 def sqlite_row_counts(db: sqlite3.Connection) -> dict[str, int]:

@@ -18,6 +18,7 @@ from agent.actions.db import session
 from agent.actions.targets import Target, postgres_targets
 from agent.config import Config
 from agent.pg import describe_pg_error
+from agent.probes.postgres import relation_label
 
 INVALID_SQL = """
 SELECT n.nspname AS schema, c.relname AS name, t.relname AS table_name
@@ -50,10 +51,6 @@ class ReindexResult(ResultModel):
     indexes: list[IndexResult]
 
 
-def _label(schema: str, name: str) -> str:
-    return name if schema == "public" else f"{schema}.{name}"
-
-
 class Reindex(Action):
     name = "reindex"
     description = "REINDEX INDEX CONCURRENTLY every invalid index (left by a failed CREATE INDEX CONCURRENTLY)."
@@ -68,7 +65,7 @@ class Reindex(Action):
         if not ctx.params.indexes:
             return
         async with session(ctx, read_only=True) as conn:
-            found = {_label(r["schema"], r["name"]) for r in await (await conn.execute(INVALID_SQL)).fetchall()}
+            found = {relation_label(r["schema"], r["name"]) for r in await (await conn.execute(INVALID_SQL)).fetchall()}
         if missing := set(ctx.params.indexes) - found:
             raise ActionError(f"params.indexes: not invalid indexes in {ctx.target.name}: {', '.join(sorted(missing))}")
 
@@ -77,11 +74,11 @@ class Reindex(Action):
             rows = await (await conn.execute(INVALID_SQL)).fetchall()
             wanted = set(ctx.params.indexes)
             return {"indexes": [
-                {"schema": r["schema"], "name": r["name"], "index": _label(r["schema"], r["name"]),
+                {"schema": r["schema"], "name": r["name"], "index": relation_label(r["schema"], r["name"]),
                  "table": r["table_name"],
                  "statement": sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(
                      sql.Identifier(r["schema"], r["name"])).as_string(conn)}
-                for r in rows if not wanted or _label(r["schema"], r["name"]) in wanted]}
+                for r in rows if not wanted or relation_label(r["schema"], r["name"]) in wanted]}
 
     async def execute(self, ctx: Context, plan: dict[str, Any]) -> dict[str, Any]:
         ctx.progress.start("reindex", len(plan["indexes"]))

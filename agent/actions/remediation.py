@@ -28,8 +28,8 @@ from agent.actions.targets import Target
 from agent.config import Config, RemediationPolicy
 from agent.durations import format_duration
 from agent.probes.base import run_probe
-from agent.rules.engine import alert_id
-from agent.rules.model import Rule, evaluate, load_rules, rule_metrics
+from agent.rules.engine import alert_id, default_evaluator
+from agent.rules.model import Rule, load_rules
 
 log = logging.getLogger("caretaker.remediation")
 
@@ -79,20 +79,6 @@ def target_names(target: Target) -> set[str]:
     """Every name the target's probes may use as their `target`."""
     return {n for n in (target.name, getattr(target.database, "name", None), getattr(target.sqlite, "name", None),
                         getattr(target.service, "name", None), getattr(target.backup, "name", None)) if n}
-
-
-def escalate(alerting, rule: Rule, labels: dict[str, str], text: str, now: float) -> None:
-    """Send `text` as a critical note of the alert, on the destinations that take critical messages.
-
-    Goes through the notifier's outbox like every notification (its internal `_insert`: the public
-    add_note keeps the alert's own severity, and an escalation must page)."""
-    from agent.notify.message import payload
-
-    critical = rule.model_copy(update={"severity": "critical", "severity_by": {}})
-    notifier = alerting.notifier
-    with notifier.state.tx() as db:
-        notifier._insert(db, critical, labels, "note", None,
-                         payload(critical, labels, None, now, None, now, text=text), now)
 
 
 class Remediator:
@@ -180,7 +166,8 @@ class Remediator:
         return row[0]["t"] if row else None
 
     def _hold(self, rule: Rule, labels: dict[str, str], key: str, policy: Policy) -> str | None:
-        """Why the policy holds this run back now (cooldown, cap), or None. Escalates once per window."""
+        """Why the policy holds this run back now (cooldown, cap), or None. Escalates once per window: a
+        critical note on its own (`Alerting.add_note(..., severity="critical")`), so that it pages."""
         s, now = policy.settings, self.rt.clock()
         last = self._last_end(key)
         if last is not None and now - last < s.cooldown:
@@ -200,7 +187,7 @@ class Remediator:
             log.error("auto-remediation of %s stopped: %s", key, reason)
             alerting = getattr(self.rt, "alerting", None)
             if alerting is not None:
-                escalate(alerting, rule, labels, f"Auto-remediation stopped: {reason}.", now)
+                alerting.add_note(rule.name, labels, f"Auto-remediation stopped: {reason}.", severity="critical")
         return reason
 
     # -- after the run ----------------------------------------------------------------------------
@@ -228,8 +215,7 @@ class Remediator:
 
     def still_firing(self, rule: Rule, labels: dict[str, str]) -> bool:
         """Whether the rule's clear condition still holds for the alert's series on the current samples."""
-        series = {m: self.rt.store.series(m) for m in rule_metrics(rule)}
-        for m in evaluate(rule, series, self.rt.clock()):
+        for m in default_evaluator(rule)(self.rt.store, self.rt.clock()):
             if all(labels.get(k) == v for k, v in m.labels):
                 return m.holds_clear
         return False

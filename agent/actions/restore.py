@@ -5,22 +5,27 @@ PostgreSQL custom format: ``pg_restore --clean --if-exists --single-transaction 
 --single-transaction -v ON_ERROR_STOP=1`` (Caretaker's own sql dumps carry ``--clean --if-exists``).
 `lock_timeout` (PGOPTIONS) makes a restore blocked by the app's open transactions fail instead of
 queueing the app behind it. SQLite: the online backup API copies the backup over the live file, which
-other connections see as one change. By default only a backup that passed verify_backup is restored.
+other connections see as one change, in steps (backup.sqlite_backup) so that a timeout or the agent
+shutting down stops it, the live file left as it was.
+
+By default (`require_verified`) a backup is restored only if the newest verify_backup run that reached a
+verdict on that file passed: a newer failed verification overrides an older pass. A backup without a
+.sha256 sidecar (checksum `absent`, e.g. one the app wrote itself) may be restored when that verification
+passed its other checks (pg_restore --list or PRAGMA integrity_check; the test restore and row counts).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from agent.actions import backup_files as files
-from agent.actions.backup import make_backup, writable_targets
+from agent.actions.backup import make_backup, sqlite_backup, writable_targets
 from agent.actions.base import Action, ActionError, ActionFailed, Context, Params, Refused, ResultModel
-from agent.actions.pgtools import restore_into, sqlite_row_counts, sqlite_uri
+from agent.actions.pgtools import restore_into
+from agent.appdb import sqlite_uri
 from agent.actions.targets import Target
 from agent.actions.verify_backup import compare, pg_counts
 from agent.config import Config, Duration
@@ -30,7 +35,7 @@ CUSTOM_ARGS = ["--clean", "--if-exists", "--single-transaction", "--no-owner", "
 
 class RestoreParams(Params):
     file: str | None = None  # a file name in the target's directory; default: the newest backup
-    require_verified: bool = True  # only a file that passed verify_backup (with the same checksum)
+    require_verified: bool = True  # only a file whose newest verify_backup verdict is a pass
     lock_timeout: Duration = 30.0
 
 
@@ -42,15 +47,15 @@ class RestoreResult(ResultModel):
     rows: int
 
 
-def _sqlite_restore(backup: Path, live: Path) -> dict[str, int]:
-    src = sqlite3.connect(sqlite_uri(backup, "immutable=1"), uri=True)
-    dst = sqlite3.connect(live, timeout=30)
-    try:
-        src.backup(dst)
-        return sqlite_row_counts(dst)
-    finally:
-        dst.close()
-        src.close()
+def last_verification(state, target: str, file: str) -> dict[str, Any] | None:
+    """The newest verify_backup run (not a dry run) of `target` that reached a verdict on `file`:
+    {"run_id", "outcome", "result"}; None if that file was never verified."""
+    rows = state.query("SELECT id, outcome, result FROM action_runs WHERE action = 'verify_backup' AND target = ? "
+                       "AND dry_run = 0 AND result IS NOT NULL AND json_extract(result, '$.file') = ? "
+                       "ORDER BY id DESC LIMIT 1", (target, file))
+    if not rows:
+        return None
+    return {"run_id": rows[0]["id"], "outcome": rows[0]["outcome"], "result": json.loads(rows[0]["result"])}
 
 
 class Restore(Action):
@@ -72,14 +77,12 @@ class Restore(Action):
         path = await self._file(ctx)
         if not ctx.params.require_verified:
             return
-        sha = files.read_sidecar_sha(path)
-        for row in ctx.deps.state.query(
-                "SELECT result FROM action_runs WHERE action = 'verify_backup' AND target = ? AND dry_run = 0 "
-                "AND outcome = 'succeeded' ORDER BY id DESC", (ctx.target.name,)):
-            result = json.loads(row["result"])
-            if result.get("file") == path.name and result.get("checksum") in ("ok", "absent") and sha is not None:
-                return
-        raise Refused(f"{path.name} has not passed verify_backup; run it first, or set require_verified: false")
+        last = last_verification(ctx.deps.state, ctx.target.name, path.name)
+        if last is None:
+            raise Refused(f"{path.name} has not passed verify_backup; run it first, or set require_verified: false")
+        if last["outcome"] != "succeeded":
+            raise Refused(f"{path.name} has not passed verify_backup: its newest verification (run {last['run_id']}) "
+                          f"{last['outcome']}; fix the backup or pick another file, or set require_verified: false")
 
     async def plan(self, ctx: Context) -> dict[str, Any]:
         path = await self._file(ctx)
@@ -103,7 +106,7 @@ class Restore(Action):
         if t.database is not None:
             counts = await self._restore_pg(ctx, t, path)
         else:
-            counts = await asyncio.to_thread(_sqlite_restore, path, t.sqlite.path)
+            counts = await sqlite_backup(ctx, sqlite_uri(path, "immutable=1"), t.sqlite.path, self_contained=False)
         result = {"file": path.name, "pre_restore_backup": pre["file"], "seconds": round(time.monotonic() - started, 3),
                   "tables": len(counts), "rows": sum(counts.values())}
         manifest = files.read_manifest(path)

@@ -297,8 +297,7 @@ class ActionRunner:
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         """The audit record of one run, with live progress while it runs; None if unknown."""
-        rows = self.state.query("SELECT * FROM action_runs WHERE id = ?", (run_id,))
-        return _record(rows[0], self.live.get(run_id)) if rows else None
+        return get_run(self.state, run_id, self.live)
 
     def runs(self, action: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """The newest runs first, optionally of one action."""
@@ -321,6 +320,12 @@ class ActionRunner:
         exporter = getattr(self.deps, "exporter", None)
         if exporter is not None:
             exporter.refresh()
+
+
+def get_run(state, run_id: int, live: dict[int, LiveRun] | None = None) -> dict[str, Any] | None:
+    """The audit record of one run from the state file (with live progress if in `live`); None if unknown."""
+    rows = state.query("SELECT * FROM action_runs WHERE id = ?", (run_id,))
+    return _record(rows[0], (live or {}).get(run_id)) if rows else None
 
 
 def list_runs(state, action: str | None = None, limit: int = 50,

@@ -26,9 +26,9 @@ from psycopg.conninfo import make_conninfo
 
 from agent.actions import backup_files as files
 from agent.actions.base import Action, ActionFailed, Context, Params, ResultModel
-from agent.actions.pgtools import (client_args, pg_row_counts, pg_tool, restore_into, run_tool, sqlite_row_counts,
-                                   sqlite_uri)
+from agent.actions.pgtools import client_args, pg_row_counts, pg_tool, restore_into, run_tool, sqlite_row_counts
 from agent.actions.targets import Target, backup_targets
+from agent.appdb import sqlite_uri
 from agent.config import Config
 from agent.pg import connect
 from agent.samples import sample

@@ -38,7 +38,7 @@ from agent.durations import format_duration
 from agent.notify.inhibit import Inhibition, muted_by
 from agent.notify.message import Entry, compose, payload, transition_payload
 from agent.notify.silences import Matcher, MaintenanceWindows, list_silences, matches_all
-from agent.rules.engine import RuleEngine, Transition, alert_id, labels_from_json, labels_json
+from agent.rules.engine import AlertState, RuleEngine, Transition, alert_id, labels_from_json, labels_json
 from agent.rules.model import Rule
 from agent.samples import sample
 from agent.state import State
@@ -185,12 +185,24 @@ class Notifier:
 
     # -- periodic work ---------------------------------------------------------------------------------
     def _maintain(self, now: float) -> None:
+        prune = now - self._pruned_at >= PRUNE_EVERY
+        # Most ticks have nothing to write: look first (read-only), open a write transaction only when needed;
+        # inside it the work is decided again, so a concurrent writer cannot make it act on a stale look.
+        if not (prune or self._settles(now) or self._due_repeats(self.state.query, now)):
+            return
         with self.state.tx() as db:
             self._settle_flapping(db, now)
             self._repeat(db, now)
-            if now - self._pruned_at >= PRUNE_EVERY:
+            if prune:
                 self._prune(db, now)
                 self._pruned_at = now
+
+    def _settles(self, now: float) -> bool:
+        """Whether a flapping alert has settled (what `_settle_flapping` acts on)."""
+        return bool(self.state.query(
+            "SELECT 1 FROM alert_flapping f WHERE (SELECT COUNT(*) FROM alert_transitions t WHERE t.rule = f.rule "
+            "AND t.labels = f.labels AND t.at > ?) <= ? LIMIT 1",
+            (now - self.cfg.flap_window, self.cfg.flap_changes // 2)))
 
     def _settle_flapping(self, db: sqlite3.Connection, now: float) -> None:
         for row in db.execute("SELECT rule, labels FROM alert_flapping").fetchall():
@@ -215,28 +227,53 @@ class Notifier:
                 self._insert(db, rule, dict(labels), "resolved", None,
                              payload(rule, dict(labels), None, now, None, now, settled=True), now)
 
-    def _repeat(self, db: sqlite3.Connection, now: float) -> None:
-        flapping = {(r["rule"], r["labels"]) for r in db.execute("SELECT rule, labels FROM alert_flapping")}
-        for s in self.engine.firing():
-            key = (s.rule, labels_json(s.labels))
-            if key in flapping:
-                continue
+    def _due_repeats(self, read: Callable[[str, tuple], list[sqlite3.Row]],
+                     now: float) -> list[tuple[AlertState, Rule, Any]]:
+        """The repeat rows due now, as (alert, rule, destination), in order: a firing alert that is not flapping,
+        on a destination that routes it, with no pending row there, whose last firing/repeat/flapping message
+        of this episode there (or its firing) is `repeat_interval` old. `read(sql, params)` returns the rows."""
+        firing = self.engine.firing()
+        if not firing:
+            return []
+        flapping = {(r["rule"], r["labels"]) for r in read("SELECT rule, labels FROM alert_flapping", ())}
+        alerts = [(s, (s.rule, labels_json(s.labels))) for s in firing]
+        alerts = [(s, key) for s, key in alerts if key not in flapping]
+        pending: set[tuple[str, str, str]] = set()
+        last_sent: dict[tuple[str, str, str], float] = {}
+        for i in range(0, len(alerts), 250):  # 3 parameters per alert: well under SQLite's 999
+            chunk = alerts[i:i + 250]
+            rows = read(
+                "WITH firing (rule, labels, fired_at) AS (VALUES " + ", ".join(["(?, ?, ?)"] * len(chunk)) + ") "
+                "SELECT o.rule, o.labels, o.dest, MAX(o.status = 'pending') AS pending, "
+                "MAX(CASE WHEN o.status = 'sent' AND o.kind IN ('firing', 'repeat', 'flapping') "
+                "AND o.fired_at = f.fired_at THEN o.sent_at END) AS last "
+                "FROM firing f JOIN outbox o ON o.rule = f.rule AND o.labels = f.labels "
+                "GROUP BY o.rule, o.labels, o.dest",
+                tuple(v for s, key in chunk for v in (*key, s.fired_at)))
+            for r in rows:
+                dest_key = (r["rule"], r["labels"], r["dest"])
+                if r["pending"]:
+                    pending.add(dest_key)
+                if r["last"] is not None:
+                    last_sent[dest_key] = r["last"]
+        due = []
+        for s, key in alerts:
             rule = self.engine.by_name[s.rule]
-            data = payload(rule, dict(s.labels), s.value, s.active_since, s.fired_at, now)
+            severity = rule.severity_for(dict(s.labels))
             for dest in self.destinations:
-                if not (rule.name in EVERY_ROUTE or dest.routes(data["severity"])):
+                if not (rule.name in EVERY_ROUTE or dest.routes(severity)) or (*key, dest.id) in pending:
                     continue
-                if db.execute("SELECT 1 FROM outbox WHERE rule = ? AND labels = ? AND dest = ? AND status = 'pending' "
-                              "LIMIT 1", (*key, dest.id)).fetchone():
-                    continue
-                last = db.execute("SELECT MAX(sent_at) FROM outbox WHERE rule = ? AND labels = ? AND dest = ? AND "
-                                  "fired_at = ? AND kind IN ('firing', 'repeat', 'flapping') AND status = 'sent'",
-                                  (*key, dest.id, s.fired_at)).fetchone()[0]
-                if now - (last or s.fired_at or now) >= self.cfg.repeat_interval:
-                    db.execute("INSERT INTO outbox (created_at, dest, rule, labels, fired_at, kind, payload, ready_at) "
-                               "VALUES (?, ?, ?, ?, ?, 'repeat', ?, ?)",
-                               (now, dest.id, *key, s.fired_at, json.dumps(data), now))
-                    self._poke()
+                if now - (last_sent.get((*key, dest.id)) or s.fired_at or now) >= self.cfg.repeat_interval:
+                    due.append((s, rule, dest))
+        return due
+
+    def _repeat(self, db: sqlite3.Connection, now: float) -> None:
+        for s, rule, dest in self._due_repeats(lambda sql, params: db.execute(sql, params).fetchall(), now):
+            data = payload(rule, dict(s.labels), s.value, s.active_since, s.fired_at, now)
+            db.execute("INSERT INTO outbox (created_at, dest, rule, labels, fired_at, kind, payload, ready_at) "
+                       "VALUES (?, ?, ?, ?, ?, 'repeat', ?, ?)",
+                       (now, dest.id, s.rule, labels_json(s.labels), s.fired_at, json.dumps(data), now))
+            self._poke()
 
     def _prune(self, db: sqlite3.Connection, now: float) -> None:
         keep = now - max(RETENTION, 2 * self.cfg.repeat_interval)
@@ -260,9 +297,11 @@ class Notifier:
         source = muted_by(self.inhibition, rule, labels, firing)
         return None if source is None else f"muted by {source}"
 
-    def _classify(self, rows: list[sqlite3.Row], now: float) -> tuple[list, dict[int, str], list[int]]:
-        """(deliverable rows, {held row id: reason}, muted row ids)."""
-        holds, firing = self.holds(now), self.engine.firing()
+    def _classify(self, rows: list[sqlite3.Row], now: float,
+                  in_force: Callable[[float], tuple[list, list]]) -> tuple[list, dict[int, str], list[int]]:
+        """(deliverable rows, {held row id: reason}, muted row ids). `in_force(now)` gives the holds and the
+        firing alerts (computed once per tick, see `tick`)."""
+        holds, firing = in_force(now)
         ready, held, muted = [], {}, []
         resolved = {(r["rule"], r["labels"], r["fired_at"]) for r in rows if r["kind"] == "resolved"}
         unannounced = set()  # episodes whose firing was held and that resolved meanwhile
@@ -320,13 +359,24 @@ class Notifier:
                                                                                  f"muted by {source}"))
         return tuple(alert_id(m["rule"], labels_from_json(m["labels"])) for m in rows)
 
-    async def _deliver(self, dest: Any) -> None:
+    def _in_force(self) -> Callable[[float], tuple[list, list]]:
+        """`now` → (silences and maintenance windows in force, firing alerts), computed at the first call
+        only: one tick's delivery passes share it instead of each destination querying the silences."""
+        memo: list[tuple[list, list]] = []
+
+        def in_force(now: float) -> tuple[list, list]:
+            if not memo:
+                memo.append((self.holds(now), self.engine.firing()))
+            return memo[0]
+        return in_force
+
+    async def _deliver(self, dest: Any, in_force: Callable[[float], tuple[list, list]] | None = None) -> None:
         now = self.clock()
         route = self._routes[dest.id]
         rows = self._pending(dest.id)
         if not rows:
             return
-        ready, held, muted = self._classify(rows, now)
+        ready, held, muted = self._classify(rows, now, in_force or self._in_force())
         expired = {r["id"] for r in ready if r["ready_at"] is not None and now - r["ready_at"] >= self.cfg.expiry}
         previous = {r["id"]: r["held_by"] for r in rows}
         newly_held = {i: why for i, why in held.items() if previous[i] != why}
@@ -403,9 +453,10 @@ class Notifier:
         """Periodic work, then start a delivery pass on every destination that has none running."""
         now = self.clock()
         self._maintain(now)
+        in_force = self._in_force()  # the holds, once for every destination of this tick
         for dest in self.destinations:
             if dest.id not in self._inflight:
-                task = asyncio.create_task(self._deliver(dest), name=f"notify:{dest.id}")
+                task = asyncio.create_task(self._deliver(dest, in_force), name=f"notify:{dest.id}")
                 self._inflight[dest.id] = task
                 task.add_done_callback(lambda t, d=dest.id: self._done(d, t))
         self._export(now)

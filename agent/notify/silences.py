@@ -74,9 +74,6 @@ class Silence:
     def active(self, now: float) -> bool:
         return self.starts_at <= now < self.ends_at
 
-    def matches(self, rule: str, labels: dict[str, str]) -> bool:
-        return matches_all(self.matchers, rule, labels)
-
     def as_dict(self) -> dict:
         return {"id": self.id, "matchers": [str(m) for m in self.matchers], "starts_at": self.starts_at,
                 "ends_at": self.ends_at, "reason": self.reason, "created_by": self.created_by,

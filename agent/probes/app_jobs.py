@@ -96,13 +96,19 @@ def freshness_samples(app: str, rows: list[dict], section: JobsSection, settings
     return samples, problems, overdue
 
 
+def job_failure_samples(app: str, failed: int, finished: int) -> list[Sample]:
+    """`caretaker_jobs_failed` and `caretaker_job_error_ratio` (failed / finished, 0 with no finished run)
+    of one app's runs in its failure window; every jobs probe (app, Jellyfin tasks, push jobs) exports them."""
+    return [sample("caretaker_jobs_failed", failed, app=app),
+            sample("caretaker_job_error_ratio", failed / finished if finished else 0.0, app=app)]
+
+
 def failure_samples(app: str, rows: list[dict]) -> tuple[list[Sample], int]:
-    """Rows (failed, finished) of the profile's `failures` query, summed → jobs_failed and job_error_ratio."""
+    """Rows (failed, finished) of the profile's `failures` query, summed → (jobs_failed and job_error_ratio
+    samples, the failed count)."""
     failed = sum(int(r.get("failed") or 0) for r in rows)
     finished = sum(int(r.get("finished") or 0) for r in rows)
-    ratio = failed / finished if finished else 0.0
-    return [sample("caretaker_jobs_failed", failed, app=app),
-            sample("caretaker_job_error_ratio", ratio, app=app)], failed
+    return job_failure_samples(app, failed, finished), failed
 
 
 def medians(rows: list[dict]) -> dict[str, float]:
@@ -186,13 +192,15 @@ class AppJobsProbe(Probe):
                                f"a valid {call.started_at!r}") from None
         return out
 
-    async def collect(self, now: float) -> tuple[list[Sample], list[str], list[RunVerdict], list[str]]:
-        """(samples, problems, run verdicts, overdue jobs) at `now`; the database must be reachable."""
+    async def collect(self, now: float) -> tuple[list[Sample], list[str], list[RunVerdict], list[str], int]:
+        """(samples, problems, run verdicts, overdue jobs, failed runs) at `now`; the database must be
+        reachable. Failed runs are 0 without a `failures` query."""
         s, settings = self.section, self.entry.app
         params = query_params(self.entry, now)
         samples: list[Sample] = []
         problems: list[str] = []
         overdue: list[str] = []
+        failed = 0
         runs: list[Run] = []
         job_medians: dict[str, float] = {}
         async with open_app_db(self.entry) as db:
@@ -202,7 +210,8 @@ class AppJobsProbe(Probe):
                 samples += fresh
                 problems += bad
             if s.failures:
-                samples += failure_samples(self.target, await db.rows(s.failures, **params))[0]
+                failures, failed = failure_samples(self.target, await db.rows(s.failures, **params))
+                samples += failures
             if s.running:
                 runs += runs_from_rows(await db.rows(s.running, **params))
             if s.durations:
@@ -214,14 +223,13 @@ class AppJobsProbe(Probe):
                 problems.append(f"running jobs: {exc}")
         verdicts = judge_runs(runs, job_medians, settings, now)
         samples += running_samples(self.target, verdicts)
-        return samples, problems, verdicts, overdue
+        return samples, problems, verdicts, overdue, failed
 
     async def run(self) -> ProbeResult:
         try:
-            samples, problems, verdicts, overdue = await self.collect(self.deps.clock())
+            samples, problems, verdicts, overdue, failed = await self.collect(self.deps.clock())
         except Exception as exc:  # the database is down or a query is wrong: say which, without secrets
             return ProbeResult(ok=False, reason=describe_db_error(exc))
-        failed = next((int(x.value) for x in samples if x.name == "caretaker_jobs_failed"), 0)
         stuck = [v for v in verdicts if v.stuck]
         summary = (f"{len(overdue)} overdue{': ' + ', '.join(overdue) if overdue else ''}; {failed} failed; "
                    f"{len(stuck)} of {len(verdicts)} running stuck")

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import psycopg
 
+from agent.appdb import open_app_db
 from agent.config import BackupKind, BackupTargetConfig, Config, DatabaseConfig
-from agent.pg import connect, describe_pg_error
+from agent.pg import describe_pg_error
 from agent.probes.base import Probe, ProbeResult
 from agent.rules.format import format_value
 from agent.samples import sample
@@ -34,8 +35,7 @@ MAGIC: dict[BackupKind, bytes] = {"pg_dump-custom": b"PGDMP", "sql": b"--", "sql
 MAX_HEADER_CHECKS = 100
 # Aperture keeps one row (DESIGN.md §5); Caretaker only reads it.
 BACKUP_CONFIG_SQL = """
-SELECT backup_path, EXTRACT(EPOCH FROM last_backup_at)::float8 AS last_backup_at, last_backup_size_bytes
-FROM backup_config LIMIT 1
+SELECT backup_path, EXTRACT(EPOCH FROM last_backup_at)::float8 AS last_backup_at FROM backup_config LIMIT 1
 """
 
 
@@ -59,7 +59,6 @@ class AppRecord:
 
     backup_path: str
     last_backup_at: float | None
-    last_backup_size_bytes: int | None
 
 
 def header_problem(path: Path, kind: BackupKind) -> str:
@@ -108,13 +107,9 @@ def inventory(directory: Path, patterns: list[str], kind: BackupKind) -> Invento
 async def read_app_record(db: DatabaseConfig) -> AppRecord | None:
     """Aperture's backup_config row, read-only under the database's timeouts; None when the table is empty.
     Raises psycopg.Error."""
-    async with connect(db.dsn.get_secret_value(), connect_timeout=db.connect_timeout,
-                       statement_timeout=db.statement_timeout) as conn:
-        row = await (await conn.execute(BACKUP_CONFIG_SQL)).fetchone()
-    if row is None:
-        return None
-    size = row["last_backup_size_bytes"]
-    return AppRecord(row["backup_path"], row["last_backup_at"], None if size is None else int(size))
+    async with open_app_db(db) as session:
+        rows = await session.rows(BACKUP_CONFIG_SQL)
+    return AppRecord(rows[0]["backup_path"], rows[0]["last_backup_at"]) if rows else None
 
 
 class BackupsProbe(Probe):

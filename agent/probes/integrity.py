@@ -8,6 +8,7 @@ A run that could not happen (amcheck missing or not granted, database down) is k
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timezone
 
@@ -51,11 +52,18 @@ def findings(state: State, database: str) -> list[tuple[str, str]]:
 
 
 async def check_now(db: DatabaseConfig, state: State, clock) -> IntegrityReport:
-    """Run amcheck on `db` now and record the outcome; errors are recorded, not raised."""
+    """Run amcheck on `db` now and record the outcome; errors are recorded, not raised. A cancelled run
+    (probe timeout, shutdown) is recorded too, so the next tick does not start it again, and re-raised."""
     report = IntegrityReport(db.name, clock())
     error = None
     try:
         report = await run_amcheck(db, clock)
+    except asyncio.CancelledError:
+        report.finished_at = clock()
+        error = f"integrity check of {db.name} cancelled (timeout or shutdown)"
+        log.error("%s", error)
+        save_report(state, report, error)
+        raise
     except AmcheckUnavailable as exc:
         error = str(exc)
     except Exception as exc:  # a down database is the health probe's finding; here it only delays the check

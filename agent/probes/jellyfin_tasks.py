@@ -23,6 +23,7 @@ from agent.appdb import to_epoch
 from agent.config import Config, ServiceConfig
 from agent.durations import format_duration
 from agent.freshness import Schedule, Verdict, judge, schedule_from
+from agent.probes.app_jobs import job_failure_samples
 from agent.probes.base import Probe, ProbeResult
 from agent.profiles import MediaServerSection, load_profile
 from agent.samples import Sample, sample
@@ -52,8 +53,9 @@ def trigger_schedules(triggers: list[dict[str, Any]], tz: str) -> list[Schedule]
     return out
 
 
-def task_samples(app: str, tasks: list[dict[str, Any]], tz: str, now: float) -> tuple[list[Sample], list[str]]:
-    """(samples, overdue task descriptions) for the tasks of one server."""
+def task_samples(app: str, tasks: list[dict[str, Any]], tz: str,
+                 now: float) -> tuple[list[Sample], list[str], int]:
+    """(samples, overdue task descriptions, tasks whose last run in the window failed) for one server."""
     samples: list[Sample] = []
     overdue: list[str] = []
     failed = finished = 0
@@ -80,9 +82,8 @@ def task_samples(app: str, tasks: list[dict[str, Any]], tz: str, now: float) -> 
         samples.append(sample("caretaker_job_overdue_seconds", worst.overdue_seconds, **labels))
         if worst.status == "down":
             overdue.append(f"{task.get('Name', job)} {format_duration(worst.overdue_seconds)}")
-    samples.append(sample("caretaker_jobs_failed", failed, app=app))
-    samples.append(sample("caretaker_job_error_ratio", failed / finished if finished else 0.0, app=app))
-    return samples, overdue
+    samples += job_failure_samples(app, failed, finished)
+    return samples, overdue, failed
 
 
 class JellyfinTasksProbe(Probe):
@@ -100,8 +101,7 @@ class JellyfinTasksProbe(Probe):
             return ProbeResult(ok=False, reason=str(exc))
         if not isinstance(tasks, list):
             return ProbeResult(ok=False, reason=f"{self.section.scheduled_tasks} did not answer a list")
-        samples, overdue = task_samples(self.target, tasks, self.server.timezone, self.deps.clock())
-        failed = next(int(s.value) for s in samples if s.name == "caretaker_jobs_failed")
+        samples, overdue, failed = task_samples(self.target, tasks, self.server.timezone, self.deps.clock())
         summary = f"{len(tasks)} tasks, {len(overdue)} overdue{': ' + ', '.join(overdue) if overdue else ''}, " \
                   f"{failed} failed in 24h"
         return ProbeResult(samples, summary=summary)

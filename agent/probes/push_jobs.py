@@ -19,6 +19,7 @@ from agent.config import Config, PushJobConfig
 from agent.durations import format_duration
 from agent.freshness import Schedule, judge, schedule_from
 from agent.pings import recent_pings
+from agent.probes.app_jobs import job_failure_samples
 from agent.probes.base import Probe, ProbeResult
 from agent.samples import Sample, sample
 
@@ -100,8 +101,7 @@ class PushJobsProbe(Probe):
             samples += job_out
             notes += [note] if note else []
             failed, finished = failed + status.failed, finished + status.finished
-        samples.append(sample("caretaker_jobs_failed", failed, app=self.target))
-        samples.append(sample("caretaker_job_error_ratio", failed / finished if finished else 0.0, app=self.target))
+        samples += job_failure_samples(self.target, failed, finished)
         return ProbeResult(samples, summary=f"{len(self.jobs)} jobs; {failed} failed in 24h"
                                             + (f"; {', '.join(notes)}" if notes else ""))
 

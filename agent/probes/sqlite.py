@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.appdb import sqlite_uri
 from agent.config import Config, SQLiteConfig
 from agent.probes.base import Probe, ProbeResult
 from agent.rules.format import format_value
@@ -59,7 +59,7 @@ class ReadOnlyCheck:
     connection is closed by the worker thread itself, never while a statement of it still runs."""
 
     def __init__(self, path: Path, busy_timeout: float):
-        self.uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+        self.uri = sqlite_uri(path)
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None

@@ -25,15 +25,15 @@ field (``jobs.freshness: …``).
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from agent.config import Duration, format_loc
-from agent.freshness import ScheduleError, check_timezone
+from agent.config import Duration, TimeZone, format_loc
 
 BUILTIN_DIR = Path(__file__).parent
 # Read queries run in read-only sessions anyway; refusing anything else up front gives a clear error.
@@ -90,20 +90,11 @@ class JobsSection(_Model):
     """Job queries (columns in the profile README). Each is optional; a missing one exports nothing."""
 
     grace: Duration = 3600.0
-    timezone: str = "UTC"  # of the app's schedules, unless a row names its own
+    timezone: TimeZone = "UTC"  # of the app's schedules, unless a row names its own
     freshness: ReadSQL | None = None
     failures: ReadSQL | None = None
     running: ReadSQL | None = None
     durations: ReadSQL | None = None
-
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            return check_timezone(value)
-        except ScheduleError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class QueueQuery(_Model):
@@ -159,8 +150,15 @@ def _is_path(ref: str) -> bool:
 
 
 def load_profile(ref: str | Path) -> Profile:
-    """A built-in profile by name, or the profile in the YAML file at path `ref`. Raises ProfileError."""
-    text_ref = str(ref)
+    """A built-in profile by name, or the profile in the YAML file at path `ref`. Raises ProfileError.
+
+    Cached by `ref` as text (a Profile is frozen): probes and every remediation decision ask for it, and
+    parsing costs milliseconds. A failure is not cached; a profile file edited later is read on restart."""
+    return _load_profile(str(ref))
+
+
+@functools.lru_cache(maxsize=64)
+def _load_profile(text_ref: str) -> Profile:
     if _is_path(text_ref):
         path = Path(text_ref).expanduser()
     else:

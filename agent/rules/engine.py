@@ -80,10 +80,6 @@ class Transition:
     since: float  # when the condition started to hold
     fired_at: float | None = None
 
-    @property
-    def severity(self) -> str:
-        return self.rule.severity_for(dict(self.labels))
-
 
 def step(rule: Rule, prev: AlertState | None, match: Match | None,
          now: float) -> tuple[AlertState | None, Transition | None]:

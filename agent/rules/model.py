@@ -108,6 +108,9 @@ def evaluate(rule: Rule, series: dict[str, list[Sample]], now: float) -> list[Ma
     (e.g. built with ``{m: store.series(m) for m in rule_metrics}``). `also` clauses match on
     identical label sets, like PromQL's `and`; a series without its partner does not fire."""
     partners = [{s.labels: s.value for s in series.get(c.metric, [])} for c in rule.also]
+    main = rule.main
+    clear_clause = main if rule.clear is None else Clause(
+        metric=rule.metric, op=rule.op, threshold=rule.clear, value=rule.value)
     out = []
     for s in series.get(rule.metric, []):
         v = _value(rule.value, s.value, now)
@@ -115,9 +118,7 @@ def evaluate(rule: Rule, series: dict[str, list[Sample]], now: float) -> list[Ma
         for clause, by_labels in zip(rule.also, partners):
             other = by_labels.get(s.labels)
             others.append(other is not None and clause.holds(_value(clause.value, other, now)))
-        fires = rule.main.holds(v) and all(others)
-        clear_clause = rule.main if rule.clear is None else Clause(
-            metric=rule.metric, op=rule.op, threshold=rule.clear, value=rule.value)
+        fires = main.holds(v) and all(others)
         holds_clear = clear_clause.holds(v) and all(others)
         out.append(Match(s.labels, v, fires, holds_clear))
     return out

@@ -14,6 +14,7 @@ from agent.actions.base import Action, Context, Params, ResultModel
 from agent.actions.targets import Target
 from agent.config import parse_config
 from agent.runtime import Runtime
+from receivers import wait_until
 
 
 def runtime(tmp_path: Path, *, clock: Callable[[], float] = time.time, alerting: bool = False,
@@ -50,16 +51,22 @@ def plant_dead_tuples(dsn: str, table: str, minimum: int) -> int:
         conn.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(sql.Identifier(table)))
         conn.execute(sql.SQL("UPDATE {} SET updated_at = updated_at").format(sql.Identifier(table)))
         conn.execute("SELECT pg_stat_force_next_flush()")
-    for _ in range(100):  # the backend flushes its counters when it goes idle or exits: well within 5 s
+
+    def enough() -> list[int] | None:  # a one-item list: truthy even when the count is 0
         n = dead_tuples(dsn, table)
-        if n >= minimum:
-            return n
-        time.sleep(0.05)
-    raise AssertionError(f"{table}: only {n} dead tuples visible")
+        return [n] if n >= minimum else None
+
+    # the backend flushes its counters when it goes idle or exits: well within 5 s
+    return wait_until(enough, 5, f"pg_stat_user_tables to show at least {minimum} dead tuples in {table}")[0]
 
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def act(rt: Runtime, name: str, *args: Any, trigger: str = "cli", who: str = "t", **kw: Any) -> dict:
+    """Prepare `name` (rt.actions.prepare(name, *args, **kw)) and run it to its end; the run record."""
+    return run(rt.actions.run(rt.actions.prepare(name, *args, **kw), trigger, who))
 
 
 class GateParams(Params):

@@ -10,13 +10,9 @@ import time
 
 import pytest
 
-from action_helpers import run, runtime
+from action_helpers import act, run, runtime
 from agent.actions.base import ActionError
 from fakes import FakeTsundoku
-
-
-def act(rt, name: str, **kw) -> dict:
-    return run(rt.actions.run(rt.actions.prepare(name, **kw), "api", "t"))
 
 
 def tree(path) -> dict[str, object]:

@@ -3,16 +3,19 @@ a corrupted backup fails verification; retention; atomic writes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
 import subprocess
+import threading
 
 import psycopg
 import pytest
 
-from action_helpers import run, runtime
-from agent.actions.base import Refused
+from action_helpers import act, run, runtime
+from agent.actions import backup, runner
+from agent.actions.base import Progress, Refused
 
 def counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -24,10 +27,6 @@ def pg_backups(tmp_path, dsn: str, app: str = "aperture", **extra) -> dict:
     return {"databases": [{"name": app, "dsn": dsn, "profile": app}],
             "backups": [{"name": app, "database": app, "directory": str(tmp_path / "backups"),
                          "pattern": f"{app}_backup_*.dump", "kind": "pg_dump-custom", **extra}]}
-
-
-def act(rt, name: str, **kw) -> dict:
-    return run(rt.actions.run(rt.actions.prepare(name, **kw), "cli", "test"))
 
 
 def test_postgres_backup_verify_restore_round_trip(tmp_path, fresh_aperture_db):
@@ -129,12 +128,20 @@ def test_failed_dump_leaves_no_file(tmp_path, pg_cluster):
     assert list((tmp_path / "backups").iterdir()) == []
 
 
+def sqlite_backups(tmp_path, db_path) -> dict:
+    return {"sqlite": [{"name": "tsundoku", "path": str(db_path), "profile": "tsundoku"}],
+            "backups": [{"name": "tsundoku", "database": "tsundoku", "directory": str(tmp_path / "bk"),
+                         "pattern": "tsundoku_*.db", "kind": "sqlite", "retention": 7}]}
+
+
+def series_count(db_path) -> int:
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("SELECT count(*) FROM series").fetchone()[0]
+
+
 def test_sqlite_backup_verify_restore(tmp_path, tsundoku_db):
     db_path, _, manifest = tsundoku_db
-    sections = {"sqlite": [{"name": "tsundoku", "path": str(db_path), "profile": "tsundoku"}],
-                "backups": [{"name": "tsundoku", "database": "tsundoku", "directory": str(tmp_path / "bk"),
-                             "pattern": "tsundoku_*.db", "kind": "sqlite", "retention": 7}]}
-    rt = runtime(tmp_path, **sections)
+    rt = runtime(tmp_path, **sqlite_backups(tmp_path, db_path))
     try:
         b = act(rt, "backup")
         assert b["outcome"] == "succeeded", b["error"]
@@ -149,5 +156,76 @@ def test_sqlite_backup_verify_restore(tmp_path, tsundoku_db):
         assert r["outcome"] == "succeeded", r["error"]
     finally:
         run(rt.close())
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT count(*) FROM series").fetchone()[0] == manifest["series_total"]
+    assert series_count(db_path) == manifest["series_total"]
+
+
+def test_restore_refuses_a_file_whose_newest_verification_failed(tmp_path, tsundoku_db):
+    db_path, _, manifest = tsundoku_db
+    rt = runtime(tmp_path, **sqlite_backups(tmp_path, db_path))
+    try:
+        b = act(rt, "backup")["result"]
+        path = tmp_path / "bk" / b["file"]
+        assert act(rt, "verify_backup")["outcome"] == "succeeded"
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # corrupted after it passed
+        path.write_bytes(bytes(data))
+        assert act(rt, "verify_backup")["outcome"] == "failed"
+        with sqlite3.connect(db_path) as conn:
+            conn.execute("DELETE FROM series WHERE id > 100")
+        with pytest.raises(Refused) as e:  # the older pass does not count any more
+            act(rt, "restore", confirm=True, params={"file": b["file"]})
+        assert "has not passed verify_backup" in e.value.reason and "failed" in e.value.reason
+        assert series_count(db_path) < manifest["series_total"]
+
+        # a backup without its .sha256 sidecar (checksum "absent") is restored once it passed verification
+        clean = act(rt, "backup")["result"]["file"]
+        (tmp_path / "bk" / (clean + ".sha256")).unlink()
+        v = act(rt, "verify_backup", params={"file": clean})
+        assert v["outcome"] == "succeeded" and v["result"]["checksum"] == "absent", v
+        r = act(rt, "restore", confirm=True, params={"file": clean})
+        assert r["outcome"] == "succeeded", r["error"]
+    finally:
+        run(rt.close())
+
+
+class GatedProgress(Progress):
+    """Progress whose restore copy, in its worker thread, waits at its first page step until released."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name == "version" and self.phase == "restore" and threading.current_thread() is not threading.main_thread():
+            GatedProgress.entered.set()
+            assert GatedProgress.release.wait(10)
+
+
+def test_sqlite_restore_stops_when_the_run_is_cancelled(tmp_path, tsundoku_db, monkeypatch):
+    db_path, _, manifest = tsundoku_db
+    GatedProgress.entered.clear()
+    GatedProgress.release.clear()
+    monkeypatch.setattr(runner, "Progress", GatedProgress)
+    monkeypatch.setattr(backup, "SQLITE_PAGES_PER_STEP", 1)  # many steps, so the copy is stopped mid-way
+    rt = runtime(tmp_path, **sqlite_backups(tmp_path, db_path))
+
+    async def main() -> dict:
+        prep = rt.actions.prepare("restore", params={"require_verified": False}, confirm=True)
+        started = await rt.actions.start(prep, "cli", "t")
+        try:
+            assert await asyncio.to_thread(GatedProgress.entered.wait, 30), "the restore copy never started"
+            await rt.actions.cancel_all()  # the agent shutting down
+        finally:
+            GatedProgress.release.set()
+        return rt.actions.get_run(started["run_id"])
+
+    try:
+        assert act(rt, "backup")["outcome"] == "succeeded"
+        with sqlite3.connect(db_path) as conn:
+            conn.execute("DELETE FROM series WHERE id > 100")
+        damaged = series_count(db_path)
+        record = run(main())  # asyncio.run waits for the copy's worker thread to end
+    finally:
+        run(rt.close())
+    assert record["outcome"] == "cancelled"
+    assert damaged < manifest["series_total"] and series_count(db_path) == damaged  # stopped and rolled back

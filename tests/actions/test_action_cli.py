@@ -69,3 +69,5 @@ def test_action_cli(tmp_path, tsundoku_db):
     record = json_tail(one.output)
     assert (record["action"], record["trigger"], record["dry_run"], record["outcome"]) == (
         "backup", "cli", True, "planned")
+    missing = cli.invoke(app, ["action", "runs", "-c", cfg, "--id", "999"])
+    assert missing.exit_code == 2 and "no action run 999" in missing.output

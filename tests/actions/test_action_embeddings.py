@@ -8,7 +8,7 @@ import time
 import psycopg
 import pytest
 
-from action_helpers import run, runtime
+from action_helpers import act, run, runtime
 from agent.actions.base import ActionError, Refused
 
 
@@ -34,25 +34,25 @@ def test_drop_legacy_embeddings_only_after_a_fresh_verified_backup(tmp_path, fre
             rt.actions.prepare("drop_legacy_embeddings")
         assert e.value.reason.startswith("confirm: drop_legacy_embeddings is destructive")
         with pytest.raises(Refused) as e:
-            run(rt.actions.run(rt.actions.prepare("drop_legacy_embeddings", confirm=True), "api", "t"))
+            act(rt, "drop_legacy_embeddings", confirm=True, trigger="api")
         assert "no backup of aperture passed verify_backup within 1d" in e.value.reason
         assert embedding_tables(dsn) == before
 
-        assert run(rt.actions.run(rt.actions.prepare("backup"), "cli", "t"))["outcome"] == "succeeded"
-        assert run(rt.actions.run(rt.actions.prepare("verify_backup"), "cli", "t"))["outcome"] == "succeeded"
+        assert act(rt, "backup")["outcome"] == "succeeded"
+        assert act(rt, "verify_backup")["outcome"] == "succeeded"
         clock["offset"] = 86400 + 60  # a day later the verified backup is too old
         with pytest.raises(Refused):
-            run(rt.actions.run(rt.actions.prepare("drop_legacy_embeddings", confirm=True), "api", "t"))
+            act(rt, "drop_legacy_embeddings", confirm=True, trigger="api")
         clock["offset"] = 0
 
-        plan = run(rt.actions.run(rt.actions.prepare("drop_legacy_embeddings", dry_run=True), "api", "t"))["result"]
+        plan = act(rt, "drop_legacy_embeddings", dry_run=True, trigger="api")["result"]
         assert set(plan["tables"]) == expected and plan["active_model"] == manifest["active_embedding_model"]
         assert plan["active_dimensions"] == [manifest["active_embedding_dimension"]]
         assert plan["bytes"] == sum(before[t] for t in expected)
         assert all(s.startswith('DROP TABLE "public".') for s in plan["statements"])
         assert embedding_tables(dsn) == before  # the dry run dropped nothing
 
-        record = run(rt.actions.run(rt.actions.prepare("drop_legacy_embeddings", confirm=True), "api", "t"))
+        record = act(rt, "drop_legacy_embeddings", confirm=True, trigger="api")
     finally:
         run(rt.close())
     assert record["outcome"] == "succeeded", record["error"]

@@ -8,12 +8,8 @@ import time
 
 import psycopg
 
-from action_helpers import db_checksum, run, runtime
+from action_helpers import act, db_checksum, run, runtime
 from fakes import FakeAperture
-
-
-def act(rt, name: str, **kw) -> dict:
-    return run(rt.actions.run(rt.actions.prepare(name, **kw), "cli", "t"))
 
 
 def test_aphrodite_stuck_processing_jobs_marked_failed(tmp_path, fresh_aphrodite_db):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from action_helpers import run, runtime
+from action_helpers import act, run, runtime
 from fakes import FakeJellyfin
 
 
@@ -27,9 +27,9 @@ def test_poster_repair_fixes_exactly_the_broken_rows(tmp_path, fresh_aperture_db
                      services=[{"name": "jellyfin", "kind": "jellyfin", "url": jf.url, "api_key": "jf-key"}])
         before = posters(dsn)
         try:
-            plan = run(rt.actions.run(rt.actions.prepare("poster_repair", dry_run=True), "cli", "t"))["result"]
+            plan = act(rt, "poster_repair", dry_run=True)["result"]
             assert posters(dsn) == before  # the dry run wrote nothing
-            record = run(rt.actions.run(rt.actions.prepare("poster_repair"), "cli", "t"))
+            record = act(rt, "poster_repair")
         finally:
             run(rt.close())
         hosts = {h.get("host") for _, _, h in jf.requests}

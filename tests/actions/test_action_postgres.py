@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from action_helpers import db_checksum, dead_tuples, plant_dead_tuples, run, runtime
+from action_helpers import act, db_checksum, dead_tuples, plant_dead_tuples, run, runtime
 from agent.actions.base import ActionError
 from fixtures.invalid_index import plant_invalid_index
 
@@ -22,7 +22,7 @@ def test_vacuum_analyze_takes_dead_tuples_to_zero(tmp_path, fresh_aperture_db):
     before = plant_dead_tuples(dsn, "movies", manifest["counts"]["movies"])  # UPDATE … SET x = x: same rows
     rt = runtime(tmp_path, databases=[{"name": "aperture", "dsn": dsn}])
     try:
-        dry = run(rt.actions.run(rt.actions.prepare("vacuum_analyze", dry_run=True), "cli", "t"))
+        dry = act(rt, "vacuum_analyze", dry_run=True)
         assert dry["outcome"] == "planned"
         [planned] = dry["result"]["relations"]  # only movies is over both thresholds
         assert planned["relation"] == "movies" and planned["dead_tuples"] == before
@@ -31,7 +31,7 @@ def test_vacuum_analyze_takes_dead_tuples_to_zero(tmp_path, fresh_aperture_db):
         # (reading every row may prune a few dead tuples on the way: count them again after the checksum)
         assert db_checksum(dsn, ["movies", "series"]) == checksum
         before = dead_tuples(dsn, "movies")
-        record = run(rt.actions.run(rt.actions.prepare("vacuum_analyze"), "cli", "t"))
+        record = act(rt, "vacuum_analyze")
     finally:
         run(rt.close())
     assert record["outcome"] == "succeeded", record["error"]
@@ -47,13 +47,11 @@ def test_vacuum_named_relations_and_unknown_ones(tmp_path, aperture_db):
     dsn, _ = aperture_db
     rt = runtime(tmp_path, databases=[{"name": "aperture", "dsn": dsn}])
     try:
-        record = run(rt.actions.run(rt.actions.prepare("vacuum_analyze", params={"relations": ["series", "public.api_errors"]}),
-                                    "cli", "t"))
+        record = act(rt, "vacuum_analyze", params={"relations": ["series", "public.api_errors"]})
         assert record["outcome"] == "succeeded"
         assert [r["relation"] for r in record["result"]["relations"]] == ["series", "api_errors"]
         with pytest.raises(ActionError) as e:
-            run(rt.actions.run(rt.actions.prepare("vacuum_analyze", params={"relations": ["no_such_table"]}),
-                               "cli", "t"))
+            act(rt, "vacuum_analyze", params={"relations": ["no_such_table"]})
         assert e.value.status == 400
         assert e.value.reason == "params.relations: no table 'no_such_table' in database aperture"
     finally:
@@ -71,11 +69,11 @@ def test_reindex_rebuilds_an_invalid_index(tmp_path, fresh_aperture_db):
     assert invalid_indexes(dsn) == sorted([*manifest["invalid_indexes"], name])
     rt = runtime(tmp_path, databases=[{"name": "aperture", "dsn": dsn}])
     try:
-        dry = run(rt.actions.run(rt.actions.prepare("reindex", dry_run=True), "cli", "t"))
+        dry = act(rt, "reindex", dry_run=True)
         assert [ix["statement"] for ix in dry["result"]["indexes"]] == [
             f'REINDEX INDEX CONCURRENTLY "public"."{manifest["invalid_indexes"][0]}"',
             f'REINDEX INDEX CONCURRENTLY "public"."{name}"']
-        record = run(rt.actions.run(rt.actions.prepare("reindex"), "cli", "t"))
+        record = act(rt, "reindex")
     finally:
         run(rt.close())
     # the fixed one is valid now; the one over duplicate titles fails again and leaves no _ccnew index behind
@@ -93,7 +91,7 @@ def test_errors_carry_no_password(tmp_path, pg_cluster):
     dsn = f"postgresql://postgres:{password}@127.0.0.1:{pg_cluster.port}/no_such_db"
     rt = runtime(tmp_path, databases=[{"name": "x", "dsn": dsn}])
     try:
-        record = run(rt.actions.run(rt.actions.prepare("vacuum_analyze"), "api", "t"))
+        record = act(rt, "vacuum_analyze", trigger="api")
     finally:
         run(rt.close())
     assert record["outcome"] == "failed" and 'database "no_such_db" does not exist' in record["error"]

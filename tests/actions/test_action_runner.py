@@ -10,7 +10,7 @@ import sys
 import psutil
 import pytest
 
-from action_helpers import GateAction, run, runtime
+from action_helpers import GateAction, act, run, runtime
 from agent.actions import ACTIONS, runner as runner_mod
 from agent.actions.base import ActionError
 
@@ -102,7 +102,7 @@ def test_crashed_run_is_interrupted_and_its_lock_recovered(tmp_path, gate):
         record = rt.actions.get_run(crashed)
         assert record["outcome"] == "interrupted" and "process" in record["error"]
         assert rt.state.query("SELECT count(*) FROM action_locks")[0][0] == 0
-        again = run(rt.actions.run(rt.actions.prepare("gate", "one", {"items": 0}), "cli", "me"))
+        again = act(rt, "gate", "one", {"items": 0}, who="me")
         assert again["outcome"] == "succeeded"
         assert series(rt, "caretaker_action_runs_total")[(("action", "gate"), ("outcome", "interrupted"))] == 1
     finally:

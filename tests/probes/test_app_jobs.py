@@ -37,6 +37,7 @@ def test_aperture_freshness_and_failures(aperture_db):
     assert value(result, "caretaker_jobs_failed", app="aperture") == m["failed_last_24h"] == 12
     assert value(result, "caretaker_job_error_ratio", app="aperture") == pytest.approx(12 / m["job_runs_last_24h"])
     assert "1 overdue: sync-series 2d" in result.summary
+    assert "; 12 failed; " in result.summary
 
 
 def test_aperture_stuck_jobs_from_its_api(aperture_db):
@@ -87,7 +88,7 @@ def test_aphrodite_run_verdicts(aphrodite_db):
     now = m["built_at"].timestamp() + 60
     cfg = pg_app("aphrodite", dsn)
     probe = app_jobs.build(cfg, SimpleNamespace(clock=lambda: now))[0]
-    _, problems, verdicts, _ = asyncio.run(probe.collect(now))
+    _, problems, verdicts, _, _ = asyncio.run(probe.collect(now))
     assert problems == []
     processing = sorted((v.run.job, round(v.running_seconds), v.stuck) for v in verdicts if v.run.job != "batch")
     assert processing == [("badge", 6 * 3600 + 4 * 60 + 60, True), ("poster", 120, False),
@@ -101,7 +102,7 @@ def test_tsundoku_stuck_runs_and_schedule_override(tsundoku_db):
     now = m["built_at"].timestamp() + 60
     cfg = config(sqlite=[{"name": "tsundoku", "path": str(path), "profile": "tsundoku"}])
     probe = app_jobs.build(cfg, SimpleNamespace(clock=lambda: now))[0]
-    samples, problems, verdicts, _ = asyncio.run(probe.collect(now))
+    samples, problems, verdicts, _, _ = asyncio.run(probe.collect(now))
     assert problems == []
     stuck = sorted(int(v.run.run_id) for v in verdicts if v.stuck)
     assert stuck == m["stuck_run_ids"] and len(stuck) == 3

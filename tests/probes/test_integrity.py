@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
+import pytest
 
 from agent.config import DatabaseConfig
 from agent.integrity import AmcheckUnavailable, run_amcheck
@@ -89,3 +90,32 @@ def test_schedule_is_not_due_on_first_start(tmp_path):
     assert probe.due(saturday) is False          # first start records the baseline only
     assert probe.due(saturday + 27 * 3600) is False   # Sunday 03:00
     assert probe.due(saturday + 28 * 3600) is True    # Sunday 04:00
+
+
+def test_cancelled_run_is_recorded_so_the_next_tick_does_not_restart_it(tmp_path, monkeypatch):
+    """A run cut off by the probe's timeout (or a shutdown) counts as the slot's run: without a record,
+    due() stayed true and amcheck restarted on every 60 s tick."""
+    import agent.probes.integrity as integrity_probe
+
+    async def endless(db, clock):
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(integrity_probe, "run_amcheck", endless)
+    state = State(tmp_path / "s.db")
+    sunday_4am = 1795392000.0 + 4 * 3600  # 2026-11-22T04:00:00Z, a slot of the default "0 4 * * 0"
+    probe = IntegrityProbe(db_config("host=127.0.0.1 port=1"), state, lambda: sunday_4am)
+    state.put("integrity_first_seen:scratch", repr(sunday_4am - 7 * 86400))
+    assert probe.due(sunday_4am)
+
+    async def tick():
+        await asyncio.wait_for(probe.run(), timeout=0.2)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(tick())
+    run = integrity_probe.last_run(state, "scratch")
+    assert run["error"] == "integrity check of scratch cancelled (timeout or shutdown)"
+    assert run["started_at"] == sunday_4am and run["finished_at"] == sunday_4am
+    assert probe.due(sunday_4am + 60) is False  # the next tick waits for next Sunday's slot
+    assert probe.due(sunday_4am + 7 * 86400) is True
+    result = asyncio.run(IntegrityProbe(db_config("host=127.0.0.1 port=1"), state, lambda: sunday_4am + 60).run())
+    assert not result.ok and "cancelled" in result.reason

@@ -70,3 +70,10 @@ def test_refused_key():
         result = run_built(cfg, jellyfin_tasks.build, NOW)["jf"]
     assert not result.ok and "401" in result.reason and "bad-key-xyz" not in result.reason
     assert result.samples == []
+
+
+def test_failed_count_is_returned_with_the_samples():
+    samples, overdue, failed = jellyfin_tasks.task_samples("jf", tasks(), "UTC", NOW)
+    assert failed == 1 and overdue == ["Extract Chapter Images 2d9h"]
+    assert [(s.name, s.value) for s in samples if s.label("job_name") == ""] == [
+        ("caretaker_jobs_failed", 1), ("caretaker_job_error_ratio", 1 / 3)]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.appdb import sqlite_uri
 from agent.config import SQLiteConfig
 from agent.probes.base import run_probe
 from agent.probes.sqlite import SQLiteProbe
@@ -231,3 +232,20 @@ def test_not_a_database_counts_as_corrupt(tmp_path, content):
         assert "not a database" in result.summary
     else:  # SQLite treats an empty file as an empty database
         assert values(result) == {"size_bytes": 0, "integrity_errors": 0, "freelist_ratio": 0.0}
+
+
+def test_path_with_uri_characters_is_opened_read_only(tmp_path):
+    """One URI helper (agent.appdb.sqlite_uri) for the probe, app queries and the actions: `?`, `#`, `%`
+    and spaces are escaped."""
+    folder = tmp_path / "a dir?x=1#frag%20"
+    folder.mkdir()
+    db = make_db(folder / "app.db", rows=10)
+    before = fingerprint(db)
+    result = asyncio.run(probe(db).run())
+    assert result.ok, result.reason
+    assert fingerprint(db) == before
+    with sqlite3.connect(sqlite_uri(db), uri=True) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 10
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute("DELETE FROM t")
+    conn.close()
